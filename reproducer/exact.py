@@ -49,7 +49,10 @@ def to_fixed(x, what="value", step=None):
 
 
 def to_float(i):
-    """int64 fixed point -> float64 (exact: RADIX_BITS <= 52 bits of fraction)."""
+    """int64 fixed point -> float64, the nearest float (exact when |value| < 2).
+
+    Reversal never needs the float to be exact, only the same float for the same integer.
+    """
     return i * _INV_SCALE
 
 
@@ -185,7 +188,7 @@ class InfoBuffer:
         s_high = s << np.uint64(32)
         cum = (s_high + (n - np.uint64(1))) // n    # first slot of s
         f = (np.uint64(_LOW - 1) + n - (cum * n - s_high)) // n
-        self._spill(self.state >= (f << np.uint64(32)))
+        self._spill((self.state >> np.uint64(32)) >= f)   # state >= f * 2**32, no overflow
         x = self.state
         if np.ndim(n) == 0:
             # f is F or F + 1 for one F: two divisions by a scalar beat one by an array.

@@ -251,3 +251,14 @@ def _unbox(x):
     while isinstance(x, Box):
         x = x._value
     return x
+
+
+def sgd_momentum_unrolled(loss, w0, alphas, gammas, theta):
+    """The same T steps in plain float64 autograd code: the reference the exact VJP is
+    tested against, and the naive reverse mode (autograd keeps every intermediate)."""
+    grad_loss = grad(loss)
+    w, v = w0, np.zeros(np.shape(w0))
+    for t in range(len(alphas)):
+        v = gammas[t] * v - (1.0 - gammas[t]) * grad_loss(w, theta, t)
+        w = w + alphas[t] * v
+    return w

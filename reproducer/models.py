@@ -1,0 +1,98 @@
+"""Small models as pure functions of a flat parameter vector w, and named views of w.
+
+A `Layout` names the blocks of w ("layer1_weights", "layer1_biases", ...), so a value per
+block (a per-layer step size, an initialization scale) expands to one per parameter.
+"""
+import autograd.numpy as np
+
+
+class Layout:
+    """Named blocks of a flat parameter vector, in order: name -> shape."""
+
+    def __init__(self, shapes):
+        """shapes: list of (name, shape) pairs."""
+        self.names = [name for name, _ in shapes]
+        self.shapes = dict(shapes)
+        self.slices, start = {}, 0
+        for name, shape in shapes:
+            size = int(np.prod(shape))
+            self.slices[name] = slice(start, start + size)
+            start += size
+        self.size = start
+        # index[i] = number of the block that entry i of w belongs to
+        self.index = np.concatenate([np.full(self.slices[n].stop - self.slices[n].start, k)
+                                     for k, n in enumerate(self.names)]).astype(int)
+
+    def __len__(self):
+        return len(self.names)
+
+    def get(self, w, name):
+        """The block called name, reshaped: w (D,) -> array of its shape."""
+        return np.reshape(w[self.slices[name]], self.shapes[name])
+
+    def unflatten(self, w):
+        """w (D,) -> dict name -> block."""
+        return {name: self.get(w, name) for name in self.names}
+
+    def expand(self, per_block):
+        """(..., len(self)) values, one per block -> (..., D), one per parameter."""
+        if not hasattr(per_block, "shape"):
+            per_block = np.array(per_block, dtype=float)
+        if np.shape(per_block)[-1] != len(self.names):
+            raise ValueError(f"expected {len(self.names)} values per row (one per block: "
+                             f"{', '.join(self.names)}), got shape {np.shape(per_block)}.")
+        return per_block[..., self.index]
+
+
+def mlp_layout(layer_sizes):
+    """Layout of an MLP with layer_sizes = [inputs, hidden..., outputs]."""
+    shapes = []
+    for k, (m, n) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:]), start=1):
+        shapes += [(f"layer{k}_weights", (m, n)), (f"layer{k}_biases", (n,))]
+    return Layout(shapes)
+
+
+def mlp_predict(layout, w, inputs):
+    """Logits (N, outputs) of a tanh MLP; inputs (N, inputs). One layer = linear model."""
+    n_layers = len(layout) // 2
+    h = inputs
+    for k in range(1, n_layers + 1):
+        out = np.dot(h, layout.get(w, f"layer{k}_weights")) + layout.get(w, f"layer{k}_biases")
+        h = np.tanh(out)
+    return out
+
+
+def log_softmax(logits):
+    """(N, C) -> (N, C) log-probabilities."""
+    top = np.max(logits, axis=1, keepdims=True)   # for stability; no scipy needed
+    return logits - top - np.log(np.sum(np.exp(logits - top), axis=1, keepdims=True))
+
+
+def cross_entropy(logits, targets):
+    """Mean cross-entropy per example; targets one-hot (N, C)."""
+    return -np.sum(log_softmax(logits) * targets) / logits.shape[0]
+
+
+def error_rate(logits, targets):
+    """Fraction misclassified; targets one-hot (N, C) or integer labels (N,)."""
+    labels = targets if np.ndim(targets) == 1 else np.argmax(targets, axis=1)
+    return float(np.mean(np.argmax(logits, axis=1) != labels))
+
+
+def init_weights(layout, log_scales, seed):
+    """w0 (D,) = exp(log scale of each block) * standard normal noise drawn from seed."""
+    noise = np.random.RandomState(seed).randn(layout.size)
+    return np.exp(layout.expand(log_scales)) * noise
+
+
+def minibatch(t, n_examples, batch_size, seed=0):
+    """Indices of the minibatch of step t: epochs of a permutation fixed by (seed, epoch).
+
+    A deterministic function of t, as exact reversal requires.
+    """
+    if batch_size > n_examples:
+        raise ValueError(f"batch_size {batch_size} exceeds the {n_examples} examples.")
+    per_epoch = n_examples // batch_size
+    epoch, k = divmod(t, per_epoch)
+    order = np.random.RandomState([seed, epoch]).permutation(n_examples)
+    return order[k * batch_size:(k + 1) * batch_size]

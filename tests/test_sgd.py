@@ -1,0 +1,171 @@
+"""sgd_momentum: exact reversal, hypergradients against an independent float64 reference,
+and clear errors for bad input."""
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import grad
+from autograd.test_util import check_grads
+
+from reproducer import exact
+from reproducer import ExactArithmeticError, FixedPointRangeError, ReversalError, sgd_momentum
+from reproducer.models import cross_entropy, init_weights, minibatch, mlp_layout, mlp_predict
+from reproducer.sgd import ExactPath, sgd_momentum_unrolled
+
+RS = np.random.RandomState(0)
+INPUTS, LABELS = RS.randn(60, 6), np.eye(3)[RS.randint(0, 3, 60)]
+LAYOUT = mlp_layout([6, 8, 8, 3])
+
+
+def mlp_loss(w, theta, t):
+    """Minibatch cross-entropy of a small tanh MLP plus an L2 penalty exp(theta[0])."""
+    idx = minibatch(t, 60, 15)
+    logits = mlp_predict(LAYOUT, w, INPUTS[idx])
+    return cross_entropy(logits, LABELS[idx]) + anp.exp(theta[0]) * anp.sum(w ** 2)
+
+
+def validation(w):
+    return cross_entropy(mlp_predict(LAYOUT, w, INPUTS[:30]), LABELS[:30])
+
+
+def problem(T=100, per_parameter=False, seed=1):
+    rs = np.random.RandomState(seed)
+    shape = (T, LAYOUT.size) if per_parameter else (T,)
+    w0 = init_weights(LAYOUT, np.full(len(LAYOUT), -1.0), seed)
+    return w0, rs.uniform(0.2, 1.0, shape), rs.uniform(0.5, 0.99, shape), np.array([-5.0])
+
+
+def hypergradients(train, w0, alphas, gammas, theta):
+    f = lambda *args: validation(train(mlp_loss, *args))
+    return grad(f, argnum=[0, 1, 2, 3])(w0, alphas, gammas, theta)
+
+
+def relative_error(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+@pytest.mark.parametrize("per_parameter", [False, True])
+def test_hypergradients_match_autograd_through_the_unrolled_loop(per_parameter):
+    args = problem(per_parameter=per_parameter)
+    ours = hypergradients(sgd_momentum, *args)
+    reference = hypergradients(sgd_momentum_unrolled, *args)
+    for name, a, b in zip(["w0", "alphas", "gammas", "theta"], ours, reference):
+        assert a.shape == b.shape, name
+        assert relative_error(a, b) <= 1e-6, name
+        assert np.max(np.abs(b)) > 0, name     # a zero reference would prove nothing
+
+
+def test_stored_trajectory_method_gives_the_same_hypergradients():
+    args = problem(T=30)
+    for a, b in zip(hypergradients(lambda *a: sgd_momentum(*a, method="stored"), *args),
+                    hypergradients(sgd_momentum_unrolled, *args)):
+        assert relative_error(a, b) <= 1e-12
+
+
+def test_check_grads_on_a_tiny_problem():
+    def loss(w, theta, t):
+        return anp.sum((w - theta) ** 2 * (1.0 + 0.1 * t)) + anp.sum(anp.sin(w))
+    def f(w0, log_alphas, gamma_logits, theta):
+        gammas = 1.0 / (1.0 + anp.exp(-gamma_logits))
+        return anp.sum(anp.cos(sgd_momentum(loss, w0, anp.exp(log_alphas), gammas, theta)))
+    rs = np.random.RandomState(2)
+    check_grads(f, modes=["rev"], order=1)(rs.randn(3), np.log(rs.uniform(0.05, 0.2, 5)),
+                                         rs.randn(5), rs.randn(3))
+
+
+def test_composes_with_hyperparameter_transforms_and_second_backward_pass():
+    """The user's pattern from the README, and jacobian needing two reverse passes."""
+    from autograd import jacobian
+    w0, alphas, gammas, theta = problem(T=20)
+    def trained(h):
+        return sgd_momentum(mlp_loss, w0 * anp.exp(h[0]), anp.exp(h[1]) * alphas,
+                            1.0 / (1.0 + anp.exp(-h[2])) * anp.ones(20), theta)
+    h = np.array([0.0, 0.0, 1.0])
+    jac = jacobian(lambda h: trained(h)[:2])(h)
+    def trained_unrolled(h):
+        return sgd_momentum_unrolled(mlp_loss, w0 * anp.exp(h[0]), anp.exp(h[1]) * alphas,
+                                     1.0 / (1.0 + anp.exp(-h[2])) * anp.ones(20), theta)
+    assert relative_error(jac, jacobian(lambda h: trained_unrolled(h)[:2])(h)) <= 1e-6
+
+
+def test_ten_thousand_steps_return_bit_exactly_where_floats_do_not():
+    rs = np.random.RandomState(3)
+    T, D = 10000, 20
+    w0, alphas, gammas = rs.randn(D), rs.uniform(0.01, 0.1, T), rs.uniform(0.5, 0.99, T)
+    grads = [rs.randn(D) for _ in range(T)]
+
+    path = ExactPath(w0, alphas, gammas)
+    for t in range(T):
+        path.step(t, grads[t])
+    assert path.v.any() and not np.array_equal(path.w, path.w0)
+    for t in reversed(range(T)):
+        path.undo_position(t, exact.to_float(path.v))
+        path.undo_velocity(t, grads[t])
+    path.check_returned()                 # raises unless w, v and the buffer are back
+    assert np.array_equal(path.w, path.w0) and not path.v.any()
+
+    # The same steps and their inverses in plain float64 do not come back.
+    gammas = path.gammas
+    w, v = w0.copy(), np.zeros(D)
+    for t in range(T):
+        v = gammas[t] * v - (1 - gammas[t]) * grads[t]
+        w = w + alphas[t] * v
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in reversed(range(T)):
+            w = w - alphas[t] * v
+            v = (v + (1 - gammas[t]) * grads[t]) / gammas[t]
+        assert not np.all(np.abs(w - w0) < 1e-3)
+
+
+def test_callback_and_stats():
+    w0, alphas, gammas, theta = problem(T=25)
+    seen, stats = [], {}
+    w_T = sgd_momentum(mlp_loss, w0, alphas, gammas, theta,
+                       callback=lambda w, v, g, t: seen.append((t, w.copy())), stats=stats)
+    assert [t for t, _ in seen] == list(range(25))
+    assert np.array_equal(seen[0][1], w0) or np.allclose(seen[0][1], w0, atol=1e-15)
+    assert stats["bound_bytes"] == pytest.approx(
+        -np.log2(gammas).sum() * LAYOUT.size / 8, rel=1e-6)
+    assert 0 < stats["buffer_bytes"] <= 1.10 * stats["bound_bytes"] + 32 * LAYOUT.size
+    assert np.allclose(w_T, sgd_momentum_unrolled(mlp_loss, w0, alphas, gammas, theta),
+                       rtol=0, atol=1e-7)
+
+
+def quadratic(w, theta, t):
+    return anp.sum(w ** 2)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(gammas=[0.9, 0.9, 1.2]), r"step 2 is not a decay in \(0, 1\]"),
+    (dict(gammas=[0.9, np.nan, 0.9]), r"step 1 is not a decay"),
+    (dict(alphas=[0.1, np.inf, 0.1]), r"alphas at step 1 is not finite"),
+    (dict(alphas=[0.1, 0.1]), r"alphas has 2 steps but gammas has 3"),
+    (dict(w0=np.ones((2, 2))), r"w0 must be a 1-D array"),
+    (dict(gammas=np.full((3, 5), 0.9)), r"gammas must have shape \(T,\) or \(T, D\)"),
+])
+def test_bad_inputs_are_refused(bad, message):
+    args = dict(w0=np.ones(4), alphas=[0.1] * 3, gammas=[0.9] * 3, theta=np.zeros(1))
+    args.update(bad)
+    with pytest.raises((ValueError, ExactArithmeticError), match=message):
+        sgd_momentum(quadratic, **args)
+
+
+def test_non_finite_gradient_names_its_step():
+    def loss(w, theta, t):
+        return anp.sum(w ** 2) * (np.inf if t == 3 else 1.0)
+    with pytest.raises(ExactArithmeticError, match=r"gradient of the loss at step 3 is not finite"):
+        sgd_momentum(loss, np.ones(4), [0.1] * 6, [0.9] * 6, np.zeros(1))
+
+
+def test_divergence_leaves_the_fixed_point_range_with_a_clear_error():
+    with pytest.raises(FixedPointRangeError, match=r"left the fixed-point range .* at step \d+"):
+        sgd_momentum(quadratic, np.ones(4), [50.0] * 40, [0.5] * 40, np.zeros(1))
+
+
+def test_a_loss_that_is_not_deterministic_in_t_is_caught_on_the_way_back():
+    calls = []
+    def loss(w, theta, t):
+        calls.append(t)                    # the loss changes every time it is called
+        return anp.sum(w ** 2) * (1.0 + 0.01 * len(calls))
+    with pytest.raises(ReversalError, match="did not land exactly on the starting point"):
+        grad(lambda w0: anp.sum(sgd_momentum(loss, w0, [0.1] * 5, [0.9] * 5, np.zeros(1))))(
+            np.ones(4))
