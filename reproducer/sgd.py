@@ -1,7 +1,7 @@
 """SGD with momentum whose reverse pass runs training backwards (Algorithms 1-3).
 
 `sgd_momentum` is an autograd primitive: its VJP is Algorithm 2, fed by a *path* that
-hands the backward loop w_t, v_t one step at a time. The exact path recomputes them by
+hands the backward loop w_t and v_t one step at a time. The exact path recomputes them by
 undoing each step in fixed point (nothing stored per step but the information buffer);
 the stored path keeps the float64 trajectory (the naive reverse mode, for comparison).
 """
@@ -16,50 +16,97 @@ from . import exact
 from .exact import ExactArithmeticError, ReversalError
 
 
+class Schedule:
+    """One value per step: values (T,) shared by all parameters, (T, K) one per block of
+    consecutive parameters (`sizes`, K of them), or (T, D) one per parameter."""
+
+    def __init__(self, values, sizes):
+        self.values = values
+        self.sizes = sizes
+        self.per_block = values.ndim == 2 and values.shape[1] == len(sizes) < sum(sizes)
+        self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+
+    def __len__(self):
+        return len(self.values)
+
+    def at(self, t):
+        """The value of step t for every parameter: a scalar or (D,)."""
+        row = self.values[t]
+        return np.repeat(row, self.sizes) if self.per_block else row
+
+    def collect(self, x):
+        """A per-parameter gradient (D,) summed into this schedule's shape for one step."""
+        if self.values.ndim == 1:
+            return np.sum(x)
+        return np.add.reduceat(x, self.starts) if self.per_block else x
+
+    def total(self, per_value):
+        """Sum over steps and parameters of per_value, an array shaped like the values."""
+        if self.values.ndim == 1:
+            return float(np.sum(per_value) * sum(self.sizes))
+        return float(np.sum(per_value * self.sizes) if self.per_block else np.sum(per_value))
+
+
 class ExactPath:
-    """w and v as fixed-point integers; v *= gamma moves the lost bits to a buffer."""
+    """w and v as fixed-point integers; v *= gamma moves the lost bits to a buffer.
+
+    Blocks with one decay per step each get their own buffer, so the coder divides by one
+    number per block (fast) rather than by a different number per parameter.
+    """
 
     def __init__(self, w0, alphas, gammas):
-        self.numerators = exact.gamma_numerators(gammas)
-        self.gammas = exact.represented_gammas(self.numerators)
         self.alphas = alphas
-        self.w = exact.to_fixed(w0, "w0")
+        self.numerators = exact.gamma_numerators(gammas.values)
+        self.gammas = Schedule(exact.represented_gammas(self.numerators), gammas.sizes)
+        if gammas.per_block:
+            bounds = np.cumsum(np.concatenate([[0], gammas.sizes]))
+            self.segments = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        else:
+            self.segments = [slice(0, w0.size)]
+        bits = -np.log2(self.gammas.values).sum(axis=0)   # information bound per column
+        self.buffers = [exact.InfoBuffer(seg.stop - seg.start,
+                                         bits[k] if gammas.per_block else np.max(bits))
+                        for k, seg in enumerate(self.segments)]
+        self.w0 = exact.to_fixed(w0, "w0")
+        self.w = self.w0.copy()
         self.v = np.zeros_like(self.w)
-        per_param_bits = exact.info_bound_bits(self.gammas) / (
-            w0.size if self.gammas.ndim == 2 else 1)
-        self.buffer = exact.InfoBuffer(w0.size, per_param_bits)
-        self.w0 = self.w.copy()
+
+    def _numerator(self, t, k):
+        n = self.numerators[t]
+        return n[k] if self.gammas.per_block else n
 
     def start(self):
         return exact.to_float(self.w), exact.to_float(self.v)
 
     def step(self, t, g):
-        """One forward step from (w_t, v_t) with gradient g; returns floats w_{t+1}, v_{t+1}."""
-        decay = exact.mul_gamma(self.v, self.numerators[t], self.buffer)
-        self.v = decay - exact.to_fixed((1.0 - self.gammas[t]) * g, "the velocity step", t)
+        """Algorithm 3, one step from (w_t, v_t) with gradient g; returns floats w, v."""
+        for k, seg in enumerate(self.segments):
+            self.v[seg] = exact.mul_gamma(self.v[seg], self._numerator(t, k), self.buffers[k])
+        self.v -= exact.to_fixed((1.0 - self.gammas.at(t)) * g, "the velocity step", t)
         v = exact.to_float(self.v)
         exact.check_range(v, "the velocity v", t)
-        self.w = self.w + exact.to_fixed(self.alphas[t] * v, "the weight step", t)
+        self.w += exact.to_fixed(self.alphas.at(t) * v, "the weight step", t)
         w = exact.to_float(self.w)
         exact.check_range(w, "the weights w", t)
         return w, v
 
     def undo_position(self, t, v_next):
-        """w_{t+1} -> w_t, exactly: Algorithm 3's w <- w - alpha_t v_{t+1}."""
-        self.w = self.w - exact.to_fixed(self.alphas[t] * v_next)
+        """w_{t+1} -> w_t exactly: w <- w - alpha_t v_{t+1}."""
+        self.w -= exact.to_fixed(self.alphas.at(t) * v_next)
         return exact.to_float(self.w)
 
     def undo_velocity(self, t, g):
-        """v_{t+1} -> v_t, exactly, given g = grad L(w_t)."""
-        self.v = exact.div_gamma(self.v + exact.to_fixed((1.0 - self.gammas[t]) * g),
-                                 self.numerators[t], self.buffer)
+        """v_{t+1} -> v_t exactly, given g = grad L(w_t)."""
+        self.v += exact.to_fixed((1.0 - self.gammas.at(t)) * g)
+        for k, seg in enumerate(self.segments):
+            self.v[seg] = exact.div_gamma(self.v[seg], self._numerator(t, k), self.buffers[k])
         return exact.to_float(self.v)
 
     def check_returned(self):
         """After the reverse pass: are we bit for bit where the forward pass began?"""
         off_w = np.count_nonzero(self.w != self.w0)
         off_v = np.count_nonzero(self.v)
-        if off_w or off_v or not self.buffer.is_empty():
+        if off_w or off_v or not all(b.is_empty() for b in self.buffers):
             raise ReversalError(
                 f"the reverse pass did not land exactly on the starting point ({off_w} of "
                 f"{self.w.size} weights and {off_v} velocities differ). The loss must be a "
@@ -68,7 +115,7 @@ class ExactPath:
 
     @property
     def nbytes(self):
-        return self.buffer.nbytes
+        return sum(b.nbytes for b in self.buffers)
 
 
 class StoredPath:
@@ -82,8 +129,9 @@ class StoredPath:
         return self.ws[0], self.vs[0]
 
     def step(self, t, g):
-        v = self.gammas[t] * self.vs[-1] - (1.0 - self.gammas[t]) * g
-        w = self.ws[-1] + self.alphas[t] * v
+        gamma = self.gammas.at(t)
+        v = gamma * self.vs[-1] - (1.0 - gamma) * g
+        w = self.ws[-1] + self.alphas.at(t) * v
         self.ws.append(w)
         self.vs.append(v)
         return w, v
@@ -107,7 +155,19 @@ class StoredPath:
 PATHS = {"exact": ExactPath, "stored": StoredPath}
 
 
-def _check_inputs(w0, alphas, gammas, theta):
+def _block_sizes(blocks, size):
+    """blocks: None, a models.Layout, or a sequence of block sizes -> list of sizes."""
+    if blocks is None:
+        return [size]
+    sizes = [s.stop - s.start for s in blocks.slices.values()] if hasattr(blocks, "slices") \
+        else [int(s) for s in blocks]
+    if sum(sizes) != size or min(sizes) < 1:
+        raise ValueError(f"blocks must split the {size} parameters into consecutive blocks; "
+                         f"their sizes {sizes} add up to {sum(sizes)}.")
+    return sizes
+
+
+def _check_inputs(w0, alphas, gammas, theta, blocks=None):
     """Arrays of the documented shapes, or an error that says what to pass instead."""
     w0 = np.asarray(w0, dtype=np.float64)
     if w0.ndim != 1:
@@ -115,12 +175,14 @@ def _check_inputs(w0, alphas, gammas, theta):
                          "flatten structured parameters (see reproducer.models).")
     if not np.all(np.isfinite(w0)):
         raise ValueError("w0 contains NaN or infinite values.")
+    sizes = _block_sizes(blocks, w0.size)
     schedules = []
     for name, s in (("alphas", alphas), ("gammas", gammas)):
         s = np.asarray(s, dtype=np.float64)
-        if s.ndim not in (1, 2) or (s.ndim == 2 and s.shape[1] != w0.size):
-            raise ValueError(f"{name} must have shape (T,) or (T, D) = (T, {w0.size}), "
-                             f"got {s.shape}.")
+        if s.ndim not in (1, 2) or (s.ndim == 2 and s.shape[1] not in (w0.size, len(sizes))):
+            blocks_hint = f", or (T, K) = (T, {len(sizes)}) for the blocks" if blocks else ""
+            raise ValueError(f"{name} must have shape (T,) or (T, D) = (T, {w0.size})"
+                             f"{blocks_hint}; got {s.shape}.")
         schedules.append(s)
     alphas, gammas = schedules
     if len(alphas) != len(gammas):
@@ -131,21 +193,22 @@ def _check_inputs(w0, alphas, gammas, theta):
         raise ValueError(f"alphas at step {t} is not finite.")
     exact.gamma_numerators(gammas)   # raises, naming the step, if a decay is not in (0, 1]
     theta = np.asarray(theta, dtype=np.float64)
-    return w0, alphas, gammas, theta
+    return w0, Schedule(alphas, sizes), Schedule(gammas, sizes), theta
 
 
 def _gradient(grad_loss, w, theta, t):
     g = grad_loss(w, theta, t)
     if not np.all(np.isfinite(g)):
         raise ExactArithmeticError(
-            f"the gradient of the loss at step {t} is not finite ({np.count_nonzero(~np.isfinite(g))} "
-            f"of {g.size} entries are NaN or infinite): training diverged or the loss has a "
-            "singularity there. Use smaller step sizes or a loss that is finite everywhere.")
+            f"the gradient of the loss at step {t} is not finite "
+            f"({np.count_nonzero(~np.isfinite(g))} of {g.size} entries are NaN or infinite): "
+            "training diverged or the loss has a singularity there. Use smaller step sizes "
+            "or a loss that is finite everywhere.")
     return g
 
 
 def _forward(loss, w0, alphas, gammas, theta, callback=None, stats=None, method="exact"):
-    """Run T steps of Algorithm 1 along a path; returns (w_T float64, path)."""
+    """Algorithm 1 along a path: returns (w_T as float64, the path, v_T as float64)."""
     path = PATHS[method](w0, alphas, gammas)
     grad_loss = grad(loss)
     w, v = path.start()
@@ -156,39 +219,37 @@ def _forward(loss, w0, alphas, gammas, theta, callback=None, stats=None, method=
         w, v = path.step(t, g)
     if stats is not None:
         stats["buffer_bytes"] = path.nbytes
-        stats["bound_bytes"] = exact.info_bound_bits(path.gammas, w0.size) / 8
-    path.v_final = v
-    return w, path
+        stats["bound_bytes"] = path.gammas.total(-np.log2(path.gammas.values)) / 8
+    return w, path, v
 
 
-def _reverse(path, loss, theta, d_w, want_theta):
+def _reverse(path, v, loss, theta, d_w, want_theta):
     """Algorithm 2: gradients of <d_w, w_T> w.r.t. (w0, alphas, gammas, theta)."""
     alphas, gammas = path.alphas, path.gammas
-    per_step_alpha, per_step_gamma = alphas.ndim == 1, gammas.ndim == 1
-    d_alphas, d_gammas = np.zeros(alphas.shape), np.zeros(gammas.shape)
+    d_alphas, d_gammas = np.zeros(alphas.values.shape), np.zeros(gammas.values.shape)
     d_w = np.array(d_w, dtype=np.float64)
     d_v = np.zeros_like(d_w)
     d_theta = np.zeros(theta.shape)
     grad_loss = grad(loss)
-    v = path.v_final
     for t in reversed(range(len(alphas))):
-        d_alphas[t] = np.dot(d_w, v) if per_step_alpha else d_w * v
-        w = path.undo_position(t, v)
+        d_alphas[t] = alphas.collect(d_w * v)
+        w = path.undo_position(t, v)                           # w_t
         if want_theta:
             hvp, g = make_vjp(lambda wt: grad_loss(wt[0], wt[1], t))((w, theta))
         else:
             hvp, g = make_vjp(lambda w_: grad_loss(w_, theta, t))(w)
-        v = path.undo_velocity(t, g)
-        d_v += alphas[t] * d_w
-        d_gammas[t] = np.dot(d_v, v + g) if per_step_gamma else d_v * (v + g)
-        # Both Hessian-vector products at once, by differentiating grad_w L . ((1-gamma) d_v)
-        products = hvp((1.0 - gammas[t]) * d_v)
+        v = path.undo_velocity(t, g)                           # v_t
+        d_v += alphas.at(t) * d_w
+        d_gammas[t] = gammas.collect(d_v * (v + g))
+        # Both Hessian-vector products at once: differentiate grad_w L . ((1 - gamma) d_v)
+        gamma = gammas.at(t)
+        products = hvp((1.0 - gamma) * d_v)
         if want_theta:
             d_w -= products[0]
             d_theta -= products[1]
         else:
             d_w -= products
-        d_v *= gammas[t]
+        d_v *= gamma
     path.check_returned()
     return d_w, d_alphas, d_gammas, d_theta
 
@@ -200,22 +261,24 @@ _paths = {}
 
 
 @primitive
-def _sgd_momentum(loss, w0, alphas, gammas, theta, callback, stats, method):
-    w_T, path = _forward(loss, w0, alphas, gammas, theta, callback, stats, method)
-    _paths[id(w_T)] = path
+def _sgd_momentum(loss, w0, alphas, gammas, theta, callback, stats, blocks, method):
+    args = _check_inputs(w0, alphas, gammas, theta, blocks)
+    w_T, path, v_T = _forward(loss, *args, callback, stats, method)
+    _paths[id(w_T)] = (path, v_T)
     weakref.finalize(w_T, _paths.pop, id(w_T), None)
     return w_T
 
 
 def _sgd_momentum_vjp(argnums, ans, args, kwargs):
-    loss, w0, alphas, gammas, theta, _, _, method = args
+    loss, w0, alphas, gammas, theta, _, _, blocks, method = args
     state = {"path": _paths.pop(id(ans))}
 
     def vjp(d_w):
-        path = state.pop("path", None)
+        path, v_T = state.pop("path", None) or (None, None)
+        inputs = _check_inputs(w0, alphas, gammas, theta, blocks)
         if path is None:   # a second backward pass: rebuild the forward state first
-            _, path = _forward(loss, w0, alphas, gammas, theta, method=method)
-        grads = _reverse(path, loss, np.asarray(theta, dtype=np.float64), d_w, 4 in argnums)
+            _, path, v_T = _forward(loss, *inputs, method=method)
+        grads = _reverse(path, v_T, loss, inputs[3], d_w, want_theta=4 in argnums)
         return tuple(grads[i - 1] for i in argnums)
     return vjp
 
@@ -223,28 +286,32 @@ def _sgd_momentum_vjp(argnums, ans, args, kwargs):
 defvjp_argnums(_sgd_momentum, _sgd_momentum_vjp)
 
 
-def sgd_momentum(loss, w0, alphas, gammas, theta, callback=None, stats=None, method="exact"):
+def sgd_momentum(loss, w0, alphas, gammas, theta, callback=None, stats=None, blocks=None,
+                 method="exact"):
     """w_T after T = len(alphas) steps of SGD with momentum, differentiable by autograd.
 
         v <- gamma_t v - (1 - gamma_t) grad_w loss(w, theta, t);   w <- w + alpha_t v
 
     loss: scalar autograd function loss(w, theta, t); t selects the minibatch.
-    w0: (D,); alphas, gammas: (T,) or (T, D); theta: array the loss depends on.
+    w0: (D,); alphas, gammas: (T,), (T, D), or (T, K) with `blocks`; theta: any array.
+    blocks: a models.Layout (or list of K sizes) of consecutive parameter blocks, so that
+        schedules of shape (T, K) give one value per block (e.g. per layer), cheaply.
     callback(w, v, g, t) is called before each step with floats w_t, v_t and the gradient.
-    stats: a dict to receive "buffer_bytes" and "bound_bytes" (information bound).
-    method: "exact" (reversible fixed point, default) or "stored" (keeps the float64
-    trajectory; the naive reverse mode, for comparison).
+    stats: a dict to receive "buffer_bytes" (bytes the buffer holds) and "bound_bytes"
+        (the information bound, sum of log2(1/gamma) over steps and parameters, in bytes).
+    method: "exact" (reversible fixed point, the default) or "stored" (keeps the float64
+        trajectory: the naive reverse mode, for comparison).
     The VJP w.r.t. w0, alphas, gammas and theta runs training backwards (Algorithm 2).
     """
     if method not in PATHS:
         raise ValueError(f"method must be one of {sorted(PATHS)}, got {method!r}.")
-    _check_inputs(*[_unbox(x) for x in (w0, alphas, gammas, theta)])
+    _check_inputs(*[_unbox(x) for x in (w0, alphas, gammas, theta)], blocks)
     args = [x if isinstance(x, Box) else np.asarray(x, dtype=np.float64)
             for x in (w0, alphas, gammas, theta)]
     if not any(isinstance(x, Box) for x in args):   # not differentiated: keep no path
-        w_T, _ = _forward(loss, *args, callback, stats, method)
+        w_T, _, _ = _forward(loss, *_check_inputs(*args, blocks), callback, stats, method)
         return w_T
-    return _sgd_momentum(loss, *args, callback, stats, method)
+    return _sgd_momentum(loss, *args, callback, stats, blocks, method)
 
 
 def _unbox(x):
@@ -255,7 +322,8 @@ def _unbox(x):
 
 def sgd_momentum_unrolled(loss, w0, alphas, gammas, theta):
     """The same T steps in plain float64 autograd code: the reference the exact VJP is
-    tested against, and the naive reverse mode (autograd keeps every intermediate)."""
+    tested against, and the naive reverse mode (autograd keeps every intermediate).
+    alphas, gammas: (T,) or (T, D)."""
     grad_loss = grad(loss)
     w, v = w0, np.zeros(np.shape(w0))
     for t in range(len(alphas)):

@@ -9,7 +9,7 @@ from autograd.test_util import check_grads
 from reproducer import exact
 from reproducer import ExactArithmeticError, FixedPointRangeError, ReversalError, sgd_momentum
 from reproducer.models import cross_entropy, init_weights, minibatch, mlp_layout, mlp_predict
-from reproducer.sgd import ExactPath, sgd_momentum_unrolled
+from reproducer.sgd import ExactPath, Schedule, sgd_momentum_unrolled
 
 RS = np.random.RandomState(0)
 INPUTS, LABELS = RS.randn(60, 6), np.eye(3)[RS.randint(0, 3, 60)]
@@ -54,6 +54,20 @@ def test_hypergradients_match_autograd_through_the_unrolled_loop(per_parameter):
         assert np.max(np.abs(b)) > 0, name     # a zero reference would prove nothing
 
 
+def test_per_block_schedules_match_the_expanded_unrolled_loop():
+    """(T, K) schedules with blocks=layout: one step size and decay per layer and step."""
+    rs = np.random.RandomState(4)
+    T, K = 40, len(LAYOUT)
+    w0, _, _, theta = problem(T)
+    alphas, gammas = rs.uniform(0.2, 1.0, (T, K)), rs.uniform(0.5, 0.99, (T, K))
+    ours = grad(lambda a, g: validation(sgd_momentum(mlp_loss, w0, a, g, theta, blocks=LAYOUT)),
+                argnum=[0, 1])(alphas, gammas)
+    reference = grad(lambda a, g: validation(sgd_momentum_unrolled(
+        mlp_loss, w0, LAYOUT.expand(a), LAYOUT.expand(g), theta)), argnum=[0, 1])(alphas, gammas)
+    for a, b in zip(ours, reference):
+        assert a.shape == (T, K) and relative_error(a, b) <= 1e-6
+
+
 def test_stored_trajectory_method_gives_the_same_hypergradients():
     args = problem(T=30)
     for a, b in zip(hypergradients(lambda *a: sgd_momentum(*a, method="stored"), *args),
@@ -93,7 +107,7 @@ def test_ten_thousand_steps_return_bit_exactly_where_floats_do_not():
     w0, alphas, gammas = rs.randn(D), rs.uniform(0.01, 0.1, T), rs.uniform(0.5, 0.99, T)
     grads = [rs.randn(D) for _ in range(T)]
 
-    path = ExactPath(w0, alphas, gammas)
+    path = ExactPath(w0, Schedule(alphas, [D]), Schedule(gammas, [D]))
     for t in range(T):
         path.step(t, grads[t])
     assert path.v.any() and not np.array_equal(path.w, path.w0)
@@ -104,7 +118,7 @@ def test_ten_thousand_steps_return_bit_exactly_where_floats_do_not():
     assert np.array_equal(path.w, path.w0) and not path.v.any()
 
     # The same steps and their inverses in plain float64 do not come back.
-    gammas = path.gammas
+    gammas = path.gammas.values
     w, v = w0.copy(), np.zeros(D)
     for t in range(T):
         v = gammas[t] * v - (1 - gammas[t]) * grads[t]
