@@ -6,9 +6,12 @@ log2(1/gamma) bits per number; `mul_gamma` moves exactly those bits into an `Inf
 and `div_gamma` takes them back out, so the product is undone bit for bit.
 
 The buffer is a stack coder in the style of range ANS (Duda 2013; "bits back" as in
-Townsend et al. 2019): one 64-bit state per parameter, renormalized by spilling 32-bit
-words to a (rows, parameters) array. It holds within a few percent of the information
-bound, where the paper's array of Python integers held several times more.
+Townsend et al. 2019): one 64-bit state x per parameter, renormalized by spilling 32-bit
+words to a (rows, parameters) array. Multiplying v by gamma = n / 2**26 pops a value
+uniform in [0, n) from x and pushes one uniform in [0, 2**26); done as one step,
+x <- (x // n) * 2**26 + ..., the state only grows, by log2(1/gamma) bits, and spills a
+word once it is full. So the buffer holds the information bound plus at most a state and
+a word per parameter, where the paper's array of Python integers held several times more.
 """
 import math
 
@@ -22,11 +25,10 @@ _SCALE = 2.0 ** RADIX_BITS
 _INV_SCALE = 2.0 ** -RADIX_BITS
 _GAMMA_ONE = 1 << GAMMA_BITS
 _GAMMA_MASK = np.uint64(_GAMMA_ONE - 1)
-_LOW = 1 << 32             # ANS states live in [2**32, 2**64); words are 32 bits
+_LOW = np.uint64(1 << 32)  # ANS states live in [2**32, 2**64); words are 32 bits
 _MASK32 = np.uint64(0xFFFFFFFF)
-# A fresh state already holds GAMMA_BITS bits (of zeros): `mul_gamma` pops before it pushes,
-# and the first pop must never reach below an empty stack ("bits back" needs initial bits).
-_START = np.uint64(1 << (32 + GAMMA_BITS))
+_SHIFT = np.uint64(GAMMA_BITS)
+_FULL_SHIFT = np.uint64(64 - GAMMA_BITS)   # x * 2**26 / n fits in 64 bits iff x >> 38 < n
 
 
 class ExactArithmeticError(ValueError):
@@ -105,15 +107,15 @@ def info_bound_bits(gammas, size=None):
 
 
 class InfoBuffer:
-    """A stack of information, one per parameter, coded with range ANS.
+    """The information `mul_gamma` destroys, kept per parameter as a range-ANS stack.
 
-    push/pop pairs are exact inverses: popping returns exactly what was pushed, last in
-    first out, independently for every parameter. `nbytes` counts everything held.
+    state: (D,) uint64 in [2**32, 2**64); words: (rows, D) uint32, of which the first
+    depth[i] rows of column i are in use. `nbytes` counts everything held.
     """
 
     def __init__(self, size, expected_bits=0.0):
         """size: number of parameters; expected_bits: bits per parameter to reserve for."""
-        self.state = np.full(size, _START, dtype=np.uint64)
+        self.state = np.full(size, _LOW, dtype=np.uint64)
         self.depth = np.zeros(size, dtype=np.int32)       # spilled words per parameter
         rows = int(math.ceil(max(expected_bits, 0.0) / 32)) + 1
         self.words = np.zeros((rows, size), dtype=np.uint32)
@@ -123,9 +125,9 @@ class InfoBuffer:
         return self.state.nbytes + self.depth.nbytes + self.words.nbytes
 
     def is_empty(self):
-        return bool(np.all(self.state == _START) and not self.depth.any())
+        return bool(np.all(self.state == _LOW) and not self.depth.any())
 
-    def _spill(self, mask):
+    def spill(self, mask):
         """Move the low 32 bits of the masked states onto their word stacks."""
         idx = np.flatnonzero(mask)
         if idx.size == 0:
@@ -142,83 +144,44 @@ class InfoBuffer:
         self.depth[idx] = depth + 1
         self.state[idx] >>= np.uint64(32)
 
-    def _refill(self):
-        """Pull a word back into every state that dropped below 2**32."""
+    def refill(self):
+        """Pull a word back into every state that is below 2**32 (the inverse of spill)."""
         idx = np.flatnonzero(self.state < _LOW)
         if idx.size == 0:
             return
         depth = self.depth[idx] - 1
         if (depth < 0).any():
-            raise ExactArithmeticError("information buffer popped while empty: the "
-                                       "pops do not mirror the pushes")
+            raise ReversalError("the information buffer was emptied before the reverse "
+                                "pass ended: the reverse steps do not mirror the forward ones")
         self.depth[idx] = depth
         self.state[idx] = (self.state[idx] << np.uint64(32)) | self.words[depth, idx]
 
-    def push_bits(self, r, k):
-        """Push r (uint64, each < 2**k, k <= 32): exactly k bits per parameter."""
-        self._spill(self.state >= np.uint64(1 << (64 - k)))
-        self.state = (self.state << np.uint64(k)) | r
-
-    def pop_bits(self, k):
-        """Pop what push_bits(r, k) pushed; returns r (uint64)."""
-        r = self.state & np.uint64((1 << k) - 1)
-        self.state >>= np.uint64(k)
-        self._refill()
-        return r
-
-    # A value s in [0, n) uses the slots c of [0, 2**32) with floor(c * n / 2**32) = s:
-    # f = ceil((2**32 - u) / n) of them, where u = cum(s) * n - s * 2**32 is in [0, n).
-    # With n <= 2**26 every f >= 64, so the coding is within ~1e-4 bits of log2(n).
-    # Integer division by one n per step is cheap: numpy uses libdivide for it.
-
-    def pop_uniform(self, n):
-        """Pop a value s in [0, n), n uint64 <= 2**26 (scalar or per parameter)."""
-        x = self.state
-        prod = (x & _MASK32) * n
-        s = prod >> np.uint64(32)
-        e = prod & _MASK32                          # = slot * n - s * 2**32
-        k = e // n                                  # offset of the slot within s's slots
-        f = (np.uint64(_LOW - 1) + n - (e - k * n)) // n
-        self.state = f * (x >> np.uint64(32)) + k
-        self._refill()
-        return s
-
-    def push_uniform(self, s, n):
-        """Push s in [0, n): the exact inverse of pop_uniform(n)."""
-        s_high = s << np.uint64(32)
-        cum = (s_high + (n - np.uint64(1))) // n    # first slot of s
-        f = (np.uint64(_LOW - 1) + n - (cum * n - s_high)) // n
-        self._spill((self.state >> np.uint64(32)) >= f)   # state >= f * 2**32, no overflow
-        x = self.state
-        if np.ndim(n) == 0:
-            # f is F or F + 1 for one F: two divisions by a scalar beat one by an array.
-            F = (np.uint64(_LOW) // n)
-            q = np.where(f == F, x // F, x // (F + np.uint64(1)))
-        else:
-            q = x // f
-        self.state = (q << np.uint64(32)) + cum + (x - q * f)
-
 
 def mul_gamma(v, n, buffer):
-    """v * n / 2**GAMMA_BITS for int64 v, within one unit; the lost bits go to buffer.
+    """v * n / 2**26 for int64 v, within one unit of the last place; n: uint64 scalar or
+    (D,), 1 <= n <= 2**26. The bits the product destroys go into buffer.
 
-    Splits v = hi * 2**26 + lo so no product exceeds 63 bits: gamma * v = hi * n +
-    (lo * n + s) / 2**26, where s in [0, n) is popped first ("bits back") and the low
-    26 bits of lo * n + s are pushed.
+    With v = hi * 2**26 + lo: gamma * v = hi * n + (lo * n + s) / 2**26, where s = x mod n
+    is popped from the state x ("bits back") and the low 26 bits of z = lo * n + s are
+    pushed back: x <- (x // n) * 2**26 + z mod 2**26. No product exceeds 64 bits.
     """
-    lo = v.view(np.uint64) & _GAMMA_MASK
-    s = buffer.pop_uniform(n)
-    z = lo * n + s                                          # < 2**52
-    buffer.push_bits(z & _GAMMA_MASK, GAMMA_BITS)
-    return (v >> GAMMA_BITS) * n.astype(np.int64) + (z >> np.uint64(GAMMA_BITS)).astype(np.int64)
+    buffer.spill((buffer.state >> _FULL_SHIFT) >= n)    # make room: x * 2**26 / n < 2**64
+    x = buffer.state
+    x_div = x // n
+    s = x - x_div * n
+    z = (v.view(np.uint64) & _GAMMA_MASK) * n + s         # < 2**52
+    buffer.state = (x_div << _SHIFT) | (z & _GAMMA_MASK)
+    return (v >> GAMMA_BITS) * n.astype(np.int64) + (z >> _SHIFT).view(np.int64)
 
 
 def div_gamma(v, n, buffer):
     """The exact inverse of mul_gamma(v, n, buffer)."""
     n_signed = n.astype(np.int64)
     hi = v // n_signed
-    carry = (v - hi * n_signed).astype(np.uint64)          # in [0, n)
-    z = (carry << np.uint64(GAMMA_BITS)) | buffer.pop_bits(GAMMA_BITS)
+    carry = (v - hi * n_signed).view(np.uint64)           # in [0, n)
+    x = buffer.state
+    z = (carry << _SHIFT) | (x & _GAMMA_MASK)
     lo = z // n
-    buffer.push_uniform(z - lo * n, n)
-    return hi * _GAMMA_ONE + lo.astype(np.int64)
+    buffer.state = (x >> _SHIFT) * n + (z - lo * n)
+    buffer.refill()                                       # states that had spilled
+    return hi * _GAMMA_ONE + lo.view(np.int64)

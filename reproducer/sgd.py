@@ -47,41 +47,37 @@ class Schedule:
         return float(np.sum(per_value * self.sizes) if self.per_block else np.sum(per_value))
 
 
-class ExactPath:
-    """w and v as fixed-point integers; v *= gamma moves the lost bits to a buffer.
+NOT_DETERMINISTIC = ("The loss must be a deterministic function of (w, theta, t): draw "
+                     "minibatches and noise from t, not from a global random state, and do "
+                     "not change the data between the forward and the reverse pass.")
 
-    Blocks with one decay per step each get their own buffer, so the coder divides by one
-    number per block (fast) rather than by a different number per parameter.
-    """
+
+class ExactPath:
+    """w and v as fixed-point integers; v *= gamma moves the lost bits to a buffer."""
 
     def __init__(self, w0, alphas, gammas):
         self.alphas = alphas
         self.numerators = exact.gamma_numerators(gammas.values)
         self.gammas = Schedule(exact.represented_gammas(self.numerators), gammas.sizes)
-        if gammas.per_block:
-            bounds = np.cumsum(np.concatenate([[0], gammas.sizes]))
-            self.segments = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        else:
-            self.segments = [slice(0, w0.size)]
-        bits = -np.log2(self.gammas.values).sum(axis=0)   # information bound per column
-        self.buffers = [exact.InfoBuffer(seg.stop - seg.start,
-                                         bits[k] if gammas.per_block else np.max(bits))
-                        for k, seg in enumerate(self.segments)]
+        # one decay per block is expanded to the parameters after the coder's constants
+        self.block_of = np.repeat(np.arange(len(gammas.sizes)), gammas.sizes) \
+            if gammas.per_block else None
+        bits = -np.log2(self.gammas.values).sum(axis=0)    # the bound per column
+        self.buffer = exact.InfoBuffer(w0.size, float(np.max(bits)))
         self.w0 = exact.to_fixed(w0, "w0")
         self.w = self.w0.copy()
         self.v = np.zeros_like(self.w)
 
-    def _numerator(self, t, k):
+    def numerator(self, t):
         n = self.numerators[t]
-        return n[k] if self.gammas.per_block else n
+        return n if self.block_of is None else n[self.block_of]
 
     def start(self):
         return exact.to_float(self.w), exact.to_float(self.v)
 
     def step(self, t, g):
         """Algorithm 3, one step from (w_t, v_t) with gradient g; returns floats w, v."""
-        for k, seg in enumerate(self.segments):
-            self.v[seg] = exact.mul_gamma(self.v[seg], self._numerator(t, k), self.buffers[k])
+        self.v = exact.mul_gamma(self.v, self.numerator(t), self.buffer)
         self.v -= exact.to_fixed((1.0 - self.gammas.at(t)) * g, "the velocity step", t)
         v = exact.to_float(self.v)
         exact.check_range(v, "the velocity v", t)
@@ -98,24 +94,24 @@ class ExactPath:
     def undo_velocity(self, t, g):
         """v_{t+1} -> v_t exactly, given g = grad L(w_t)."""
         self.v += exact.to_fixed((1.0 - self.gammas.at(t)) * g)
-        for k, seg in enumerate(self.segments):
-            self.v[seg] = exact.div_gamma(self.v[seg], self._numerator(t, k), self.buffers[k])
+        try:
+            self.v = exact.div_gamma(self.v, self.numerator(t), self.buffer)
+        except ReversalError as error:
+            raise ReversalError(f"at step {t} {error}. {NOT_DETERMINISTIC}") from None
         return exact.to_float(self.v)
 
     def check_returned(self):
         """After the reverse pass: are we bit for bit where the forward pass began?"""
         off_w = np.count_nonzero(self.w != self.w0)
         off_v = np.count_nonzero(self.v)
-        if off_w or off_v or not all(b.is_empty() for b in self.buffers):
+        if off_w or off_v or not self.buffer.is_empty():
             raise ReversalError(
                 f"the reverse pass did not land exactly on the starting point ({off_w} of "
-                f"{self.w.size} weights and {off_v} velocities differ). The loss must be a "
-                "deterministic function of (w, theta, t): draw minibatches and noise from t, "
-                "not from a global random state, and do not change data between passes.")
+                f"{self.w.size} weights and {off_v} velocities differ). {NOT_DETERMINISTIC}")
 
     @property
     def nbytes(self):
-        return sum(b.nbytes for b in self.buffers)
+        return self.buffer.nbytes
 
 
 class StoredPath:
@@ -320,13 +316,21 @@ def _unbox(x):
     return x
 
 
-def sgd_momentum_unrolled(loss, w0, alphas, gammas, theta):
+def sgd_momentum_unrolled(loss, w0, alphas, gammas, theta, blocks=None):
     """The same T steps in plain float64 autograd code: the reference the exact VJP is
     tested against, and the naive reverse mode (autograd keeps every intermediate).
-    alphas, gammas: (T,) or (T, D)."""
+    Called on plain arrays it is plain float64 SGD. Shapes as for sgd_momentum."""
+    sizes = _block_sizes(blocks, np.size(w0))
+    block_of = np.repeat(np.arange(len(sizes)), sizes)     # block number of each parameter
+
+    def at(schedule, t):
+        per_block = np.ndim(schedule) == 2 and np.shape(schedule)[1] == len(sizes) < sum(sizes)
+        return schedule[t][block_of] if per_block else schedule[t]
+
     grad_loss = grad(loss)
     w, v = w0, np.zeros(np.shape(w0))
     for t in range(len(alphas)):
-        v = gammas[t] * v - (1.0 - gammas[t]) * grad_loss(w, theta, t)
-        w = w + alphas[t] * v
+        gamma = at(gammas, t)
+        v = gamma * v - (1.0 - gamma) * grad_loss(w, theta, t)
+        w = w + at(alphas, t) * v
     return w

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from reproducer import exact
-from reproducer.exact import InfoBuffer, mul_gamma, div_gamma
+from reproducer.exact import InfoBuffer, div_gamma, mul_gamma
 
 
 def test_fixed_point_round_trip_and_range():
@@ -35,33 +35,6 @@ def test_gamma_representation_is_precise():
     gammas = np.random.RandomState(0).uniform(0.01, 1.0, 1000)
     err = exact.represented_gammas(exact.gamma_numerators(gammas)) - gammas
     assert np.max(np.abs(err)) <= 2.0 ** -27
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["bits", "uniform"]), st.integers(1, 2 ** 26),
-                          st.integers(0, 2 ** 32 - 1)), min_size=1, max_size=300),
-       st.integers(0, 2 ** 31))
-def test_buffer_pops_exactly_what_was_pushed(ops, seed):
-    """Any interleaving of pushes comes back out last in, first out, for every parameter."""
-    rs = np.random.RandomState(seed)
-    size = 7
-    buffer = InfoBuffer(size)
-    pushed = []
-    for kind, n, _ in ops:
-        if kind == "bits":
-            k = n % 32 + 1
-            value = rs.randint(0, 2 ** k, size=size).astype(np.uint64)
-            buffer.push_bits(value, k)
-            pushed.append((kind, k, value))
-        else:
-            n = np.uint64(n)
-            value = (rs.randint(0, 2 ** 62, size=size).astype(np.uint64) % n)
-            buffer.push_uniform(value, n)
-            pushed.append((kind, n, value))
-    for kind, k, value in reversed(pushed):
-        out = buffer.pop_bits(k) if kind == "bits" else buffer.pop_uniform(k)
-        assert np.array_equal(out, value)
-    assert buffer.is_empty()
 
 
 @settings(max_examples=20, deadline=None)
@@ -111,3 +84,25 @@ def test_buffer_grows_when_not_told_how_much_to_expect():
     for _ in range(steps):
         v = mul_gamma(v, n, buffer)
     assert buffer.nbytes <= 1.10 * steps / 8 * size + 32 * size
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from([1, 2, 3, 2 ** 25 + 1, 2 ** 26 - 1, 2 ** 26]), min_size=1,
+                max_size=200),
+       st.sampled_from([-2 ** 62, -1, 0, 1, 2 ** 62 - 1]))
+def test_extreme_decays_and_values_round_trip(numerators, value):
+    """n = 1 (gamma = 2**-26) and n = 2**26 (gamma = 1), with values at the range's ends."""
+    v0 = np.array([value, -value // 3, 12345], dtype=np.int64)
+    buffer, v, history = InfoBuffer(3), v0, []
+    for n in numerators:
+        history.append(v)
+        v = mul_gamma(v, np.uint64(n), buffer)
+    for n in reversed(numerators):
+        v = div_gamma(v, np.uint64(n), buffer)
+        assert np.array_equal(v, history.pop())
+    assert buffer.is_empty()
+
+
+def test_popping_an_empty_buffer_is_a_reversal_error():
+    with pytest.raises(exact.ReversalError, match="emptied before the reverse pass ended"):
+        div_gamma(np.array([5, 7]), np.uint64(2 ** 25), InfoBuffer(2))

@@ -180,6 +180,21 @@ def test_a_loss_that_is_not_deterministic_in_t_is_caught_on_the_way_back():
     def loss(w, theta, t):
         calls.append(t)                    # the loss changes every time it is called
         return anp.sum(w ** 2) * (1.0 + 0.01 * len(calls))
-    with pytest.raises(ReversalError, match="did not land exactly on the starting point"):
+    with pytest.raises(ReversalError, match="must be a deterministic function of"):
         grad(lambda w0: anp.sum(sgd_momentum(loss, w0, [0.1] * 5, [0.9] * 5, np.zeros(1))))(
             np.ones(4))
+
+
+def test_the_landing_check_catches_a_single_flipped_bit():
+    rs = np.random.RandomState(6)
+    D, T = 5, 30
+    path = ExactPath(rs.randn(D), Schedule(np.full(T, 0.1), [D]), Schedule(np.full(T, 0.9), [D]))
+    grads = rs.randn(T, D)
+    for t in range(T):
+        path.step(t, grads[t])
+    path.w[2] ^= 1                          # one bit of one weight, as a bad reverse would
+    for t in reversed(range(T)):
+        path.undo_position(t, exact.to_float(path.v))
+        path.undo_velocity(t, grads[t])
+    with pytest.raises(ReversalError, match=r"did not land exactly on the starting point \(1 of 5"):
+        path.check_returned()

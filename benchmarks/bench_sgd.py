@@ -1,0 +1,121 @@
+"""`make bench`: time and memory of one hypergradient by exact reversal, against plain
+training and against the reverse modes that store what exact reversal recomputes.
+
+Setting (the paper's schedule experiment): MLP 784-50-50-50-10, batch 200, random data of
+MNIST's shape, one step size and one decay per layer (weights and biases) and step.
+All ratios are measured in this one run. Usage: python benchmarks/bench_sgd.py [T ...]
+"""
+import sys
+import time
+import tracemalloc
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import grad
+
+from reproducer import sgd_momentum
+from reproducer.models import cross_entropy, init_weights, minibatch, mlp_layout, mlp_predict
+from reproducer.sgd import sgd_momentum_unrolled
+
+LAYOUT = mlp_layout([784, 50, 50, 50, 10])
+RS = np.random.RandomState(0)
+N, BATCH = 10000, 200
+INPUTS, TARGETS = RS.rand(N, 784), np.eye(10)[RS.randint(0, 10, N)]
+
+
+def loss(w, theta, t):
+    idx = minibatch(t, N, BATCH)
+    return cross_entropy(mlp_predict(LAYOUT, w, INPUTS[idx]), TARGETS[idx])
+
+
+def meta_loss(w):
+    return cross_entropy(mlp_predict(LAYOUT, w, INPUTS[:1000]), TARGETS[:1000])
+
+
+def setting(T, gamma):
+    K = len(LAYOUT)
+    return (init_weights(LAYOUT, np.full(K, -3.0), seed=0), np.full((T, K), np.exp(-1.0)),
+            np.full((T, K), gamma), np.zeros(1))
+
+
+def plain_training(w0, alphas, gammas, theta):
+    return sgd_momentum_unrolled(loss, w0, alphas, gammas, theta, blocks=LAYOUT)
+
+
+def reversible_training(w0, alphas, gammas, theta, stats=None):
+    return sgd_momentum(loss, w0, alphas, gammas, theta, blocks=LAYOUT, stats=stats)
+
+
+def hypergradient(method):
+    def run(w0, alphas, gammas, theta):
+        if method == "unrolled":
+            train = lambda a, g: plain_training(w0, a, g, theta)
+        else:
+            train = lambda a, g: sgd_momentum(loss, w0, a, g, theta, blocks=LAYOUT, method=method)
+        return grad(lambda a, g: meta_loss(train(a, g)), argnum=[0, 1])(alphas, gammas)
+    return run
+
+
+def seconds(fun, args):
+    start = time.perf_counter()
+    fun(*args)
+    return time.perf_counter() - start
+
+
+def peak_bytes(fun, args):
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    fun(*args)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def mb(x):
+    return f"{x / 2 ** 20:9.2f} MB"
+
+
+def verdict(ok):
+    return "meets goal" if ok else "MISSES goal"
+
+
+def main(steps=(100, 1000), gamma=0.5):
+    print(__doc__.split("\n\n")[1])
+    print(f"gamma = {gamma} (the paper's initial momentum), alpha = exp(-1), D = {LAYOUT.size}\n")
+    for T in steps:
+        args = setting(T, gamma)
+        t_plain = seconds(plain_training, args)
+        t_fwd = seconds(reversible_training, args)
+        t_exact = seconds(hypergradient("exact"), args)
+        t_stored = seconds(hypergradient("stored"), args)
+        t_unrolled = seconds(hypergradient("unrolled"), args)
+        m_plain = peak_bytes(plain_training, args)
+        m_exact = peak_bytes(hypergradient("exact"), args)
+        m_stored = peak_bytes(hypergradient("stored"), args)
+        m_unrolled = peak_bytes(hypergradient("unrolled"), args)
+        stats = {}
+        reversible_training(*args, stats=stats)
+        trajectory = 2 * (T + 1) * LAYOUT.size * 8
+
+        print(f"T = {T}")
+        print(f"  time  plain float64 SGD           {t_plain:8.2f} s")
+        print(f"        reversible forward          {t_fwd:8.2f} s   {t_fwd / t_plain:5.2f}x plain   "
+              f"({verdict(t_fwd <= 1.2 * t_plain)}: <= 1.2x)")
+        print(f"        hypergradient, exact        {t_exact:8.2f} s   {t_exact / t_plain:5.2f}x plain   "
+              f"({verdict(t_exact <= 4 * t_plain)}: <= 4x)")
+        print(f"        hypergradient, stored traj. {t_stored:8.2f} s   exact/stored = "
+              f"{t_exact / t_stored:.2f} ({verdict(t_exact <= t_stored)}: <= 1)")
+        print(f"        hypergradient, autograd     {t_unrolled:8.2f} s")
+        print(f"  peak  plain float64 SGD          {mb(m_plain)}")
+        print(f"        hypergradient, exact       {mb(m_exact)}   {m_exact / m_plain:6.2f}x plain"
+              + (f"   ({verdict(m_exact <= 1.5 * m_plain)}: <= 1.5x)" if T >= 1000 else ""))
+        print(f"        hypergradient, stored traj.{mb(m_stored)}   {m_stored / m_exact:6.1f}x exact")
+        print(f"        hypergradient, autograd    {mb(m_unrolled)}   {m_unrolled / m_exact:6.1f}x exact"
+              + (f"   ({verdict(m_unrolled >= 50 * m_exact)}: >= 50x)" if T >= 1000 else ""))
+        print(f"  held  information buffer         {mb(stats['buffer_bytes'])}   "
+              f"{stats['buffer_bytes'] / stats['bound_bytes']:.3f}x the bound "
+              f"(bound {mb(stats['bound_bytes'])}; float64 trajectory {mb(trajectory)})\n")
+
+
+if __name__ == "__main__":
+    main(tuple(int(a) for a in sys.argv[1:]) or (100, 1000))
