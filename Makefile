@@ -9,15 +9,19 @@ SCALE  ?= paper
 JOBS   ?= 1
 SRC    := $(wildcard reproducer/*.py) pyproject.toml
 
-NOTEBOOKS := $(wildcard notebooks/*.ipynb)
-NAMES     := $(basename $(notdir $(NOTEBOOKS)))
+# Each notebook notebooks/NB.ipynb writes figures/NB.png (.pdf, .json), unless it declares
+# the figures it writes here, as FIGURES_NB := name1 name2 ...
+FIGURES_learning_schedules := fig2_learning_rate_schedules fig3_learning_curves fig5_init_scales
+
+NOTEBOOKS  := $(basename $(notdir $(wildcard notebooks/*.ipynb)))
+figures_of  = $(or $(FIGURES_$(1)),$(1))
 # Paper scale writes the committed figures; quick and smoke scales go to build/ only.
 ifeq ($(SCALE),paper)
 FIGDIR := figures
 else
 FIGDIR := build/figures-$(SCALE)
 endif
-OUTPUTS := $(addprefix $(FIGDIR)/,$(addsuffix .png,$(NAMES)))
+OUTPUTS := $(foreach nb,$(NOTEBOOKS),$(patsubst %,$(FIGDIR)/%.png,$(call figures_of,$(nb))))
 
 .PHONY: help setup test bench figures clean
 .DEFAULT_GOAL := help
@@ -45,9 +49,12 @@ bench: $(STAMP) ## Time and memory of hypergradients: exact reversal vs alternat
 figures: $(STAMP) $(OUTPUTS) ## Run every notebook at SCALE (default paper) and write its figure
 	@echo "figures up to date in $(FIGDIR)/"
 
-$(FIGDIR)/%.png: notebooks/%.ipynb $(SRC) | $(STAMP)
-	@mkdir -p build/executed $(FIGDIR)
-	$(BIN)/python -m reproducer.run_notebook $< build/executed/$*-$(SCALE).ipynb $(SCALE) $(FIGDIR)
+define NOTEBOOK_RULE
+$(patsubst %,$(FIGDIR)/%.png,$(call figures_of,$(1))) &: notebooks/$(1).ipynb $(SRC) | $(STAMP)
+	$(BIN)/python -m reproducer.run_notebook notebooks/$(1).ipynb \
+		build/executed/$(1)-$(SCALE).ipynb $(SCALE) $(FIGDIR) $(call figures_of,$(1))
+endef
+$(foreach nb,$(NOTEBOOKS),$(eval $(call NOTEBOOK_RULE,$(nb))))
 
 clean: ## Remove build outputs and caches (never the committed figures)
 	rm -rf build .pytest_cache .hypothesis
