@@ -53,31 +53,42 @@ NOT_DETERMINISTIC = ("The loss must be a deterministic function of (w, theta, t)
 
 
 class ExactPath:
-    """w and v as fixed-point integers; v *= gamma moves the lost bits to a buffer."""
+    """w and v as fixed-point integers; v *= gamma moves the lost bits to a buffer.
+
+    A block with one decay per step gets a buffer of its own: dividing by one number per
+    block is several times faster than by a different number per parameter, and each
+    buffer reserves just its block's information bound.
+    """
 
     def __init__(self, w0, alphas, gammas):
         self.alphas = alphas
         self.numerators = exact.gamma_numerators(gammas.values)
         self.gammas = Schedule(exact.represented_gammas(self.numerators), gammas.sizes)
-        # one decay per block is expanded to the parameters after the coder's constants
-        self.block_of = np.repeat(np.arange(len(gammas.sizes)), gammas.sizes) \
-            if gammas.per_block else None
         bits = -np.log2(self.gammas.values).sum(axis=0)    # the bound per column
-        self.buffer = exact.InfoBuffer(w0.size, float(np.max(bits)))
+        if gammas.per_block:
+            ends = np.cumsum(gammas.sizes)
+            self.segments = [slice(end - size, end) for size, end in zip(gammas.sizes, ends)]
+        else:
+            self.segments = [slice(0, w0.size)]
+            bits = [np.max(bits)]
+        self.buffers = [exact.InfoBuffer(seg.stop - seg.start, b)
+                        for seg, b in zip(self.segments, bits)]
         self.w0 = exact.to_fixed(w0, "w0")
         self.w = self.w0.copy()
         self.v = np.zeros_like(self.w)
 
-    def numerator(self, t):
+    def _decay_v(self, t, operation):
+        """Apply mul_gamma or div_gamma of step t to v, block by block."""
         n = self.numerators[t]
-        return n if self.block_of is None else n[self.block_of]
+        for k, (seg, buffer) in enumerate(zip(self.segments, self.buffers)):
+            self.v[seg] = operation(self.v[seg], n[k] if self.gammas.per_block else n, buffer)
 
     def start(self):
         return exact.to_float(self.w), exact.to_float(self.v)
 
     def step(self, t, g):
         """Algorithm 3, one step from (w_t, v_t) with gradient g; returns floats w, v."""
-        self.v = exact.mul_gamma(self.v, self.numerator(t), self.buffer)
+        self._decay_v(t, exact.mul_gamma)
         self.v -= exact.to_fixed((1.0 - self.gammas.at(t)) * g, "the velocity step", t)
         v = exact.to_float(self.v)
         exact.check_range(v, "the velocity v", t)
@@ -95,7 +106,7 @@ class ExactPath:
         """v_{t+1} -> v_t exactly, given g = grad L(w_t)."""
         self.v += exact.to_fixed((1.0 - self.gammas.at(t)) * g)
         try:
-            self.v = exact.div_gamma(self.v, self.numerator(t), self.buffer)
+            self._decay_v(t, exact.div_gamma)
         except ReversalError as error:
             raise ReversalError(f"at step {t} {error}. {NOT_DETERMINISTIC}") from None
         return exact.to_float(self.v)
@@ -104,14 +115,14 @@ class ExactPath:
         """After the reverse pass: are we bit for bit where the forward pass began?"""
         off_w = np.count_nonzero(self.w != self.w0)
         off_v = np.count_nonzero(self.v)
-        if off_w or off_v or not self.buffer.is_empty():
+        if off_w or off_v or not all(b.is_empty() for b in self.buffers):
             raise ReversalError(
                 f"the reverse pass did not land exactly on the starting point ({off_w} of "
                 f"{self.w.size} weights and {off_v} velocities differ). {NOT_DETERMINISTIC}")
 
     @property
     def nbytes(self):
-        return self.buffer.nbytes
+        return sum(b.nbytes for b in self.buffers)
 
 
 class StoredPath:
