@@ -159,3 +159,26 @@ def step_size_sweep(setting, log_alphas, seed, gamma=0.9, log_scale=-2.0, n_jobs
     losses = np.array([loss for loss, _ in results])
     d_log_alphas = np.array([np.sum(d[:T * K]) for _, d in results])   # chain rule: all alphas move
     return losses, d_log_alphas
+
+
+# --- Fig. 1: a toy problem with two weights -------------------------------------------------
+
+def toy_surface(w):
+    """A rippled bowl over two weights: w (2, ...) -> loss (...)."""
+    x, y = w[0], w[1]
+    return 0.1 * (x ** 2 + 2 * y ** 2) + 0.6 * anp.sin(1.5 * x) * anp.cos(1.2 * y)
+
+
+def toy_training(hypers, w0, callback=None):
+    """w_T (2,) after T = len(hypers) // 2 steps on toy_surface; hypers = [log step sizes
+    (T,), logit momentums (T,)]."""
+    T = len(hypers) // 2
+    return sgd_momentum(lambda w, theta, t: toy_surface(w), w0, anp.exp(hypers[:T]),
+                        1.0 / (1.0 + anp.exp(-hypers[T:])), np.zeros(1), callback=callback)
+
+
+def toy_path(hypers, w0):
+    """The weights w_0, ..., w_T of one toy training run: (T + 1, 2)."""
+    path = []
+    w_T = toy_training(hypers, w0, callback=lambda w, v, g, t: path.append(np.array(w)))
+    return np.array(path + [w_T])

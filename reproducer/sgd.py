@@ -60,7 +60,7 @@ class ExactPath:
     buffer reserves just its block's information bound.
     """
 
-    def __init__(self, w0, alphas, gammas):
+    def __init__(self, w0, alphas, gammas, gradient=None):
         self.alphas = alphas
         self.numerators = exact.gamma_numerators(gammas.values)
         self.gammas = Schedule(exact.represented_gammas(self.numerators), gammas.sizes)
@@ -125,10 +125,16 @@ class ExactPath:
         return sum(b.nbytes for b in self.buffers)
 
 
+def float_step(w, v, alpha, gamma, g):
+    """One step of Algorithm 1 in plain float64: (w_t, v_t) -> (w_{t+1}, v_{t+1})."""
+    v = gamma * v - (1.0 - gamma) * g
+    return w + alpha * v, v
+
+
 class StoredPath:
     """Plain float64 SGD that stores w_t and v_t at every step (naive reverse mode)."""
 
-    def __init__(self, w0, alphas, gammas):
+    def __init__(self, w0, alphas, gammas, gradient=None):
         self.alphas, self.gammas = alphas, gammas
         self.ws, self.vs = [np.array(w0, dtype=np.float64)], [np.zeros(w0.size)]
 
@@ -136,9 +142,7 @@ class StoredPath:
         return self.ws[0], self.vs[0]
 
     def step(self, t, g):
-        gamma = self.gammas.at(t)
-        v = gamma * self.vs[-1] - (1.0 - gamma) * g
-        w = self.ws[-1] + self.alphas.at(t) * v
+        w, v = float_step(self.ws[-1], self.vs[-1], self.alphas.at(t), self.gammas.at(t), g)
         self.ws.append(w)
         self.vs.append(v)
         return w, v
@@ -159,7 +163,53 @@ class StoredPath:
         return sum(a.nbytes for a in self.ws) + sum(a.nbytes for a in self.vs)
 
 
-PATHS = {"exact": ExactPath, "stored": StoredPath}
+class CheckpointPath:
+    """Plain float64 SGD that stores (w_t, v_t) every `every` steps (sqrt(T) by default)
+    and, going backwards, recomputes the steps of one stretch at a time from its start."""
+
+    def __init__(self, w0, alphas, gammas, gradient, every=None):
+        self.alphas, self.gammas, self.gradient = alphas, gammas, gradient
+        self.every = every or max(1, int(np.ceil(np.sqrt(len(alphas)))))
+        self.w, self.v = np.array(w0, dtype=np.float64), np.zeros(w0.size)
+        self.checkpoints = {0: (self.w, self.v)}
+        self.stretch = {}                    # t -> (w_t, v_t) of the stretch being reversed
+
+    def start(self):
+        return self.w, self.v
+
+    def step(self, t, g):
+        self.w, self.v = float_step(self.w, self.v, self.alphas.at(t), self.gammas.at(t), g)
+        if (t + 1) % self.every == 0:
+            self.checkpoints[t + 1] = (self.w, self.v)
+        return self.w, self.v
+
+    def _state(self, t):
+        if t not in self.stretch:
+            first = t - t % self.every
+            w, v = self.checkpoints.pop(first)
+            self.stretch = {first: (w, v)}
+            for tau in range(first, t):
+                w, v = float_step(w, v, self.alphas.at(tau), self.gammas.at(tau),
+                                  self.gradient(w, tau))
+                self.stretch[tau + 1] = (w, v)
+        return self.stretch[t]
+
+    def undo_position(self, t, v_next):
+        return self._state(t)[0]
+
+    def undo_velocity(self, t, g):
+        return self.stretch.pop(t)[1]
+
+    def check_returned(self):
+        pass
+
+    @property
+    def nbytes(self):
+        states = list(self.checkpoints.values()) + list(self.stretch.values())
+        return sum(w.nbytes + v.nbytes for w, v in states)
+
+
+PATHS = {"exact": ExactPath, "stored": StoredPath, "checkpoint": CheckpointPath}
 
 
 def _block_sizes(blocks, size):
@@ -216,8 +266,8 @@ def _gradient(grad_loss, w, theta, t):
 
 def _forward(loss, w0, alphas, gammas, theta, callback=None, stats=None, method="exact"):
     """Algorithm 1 along a path: returns (w_T as float64, the path, v_T as float64)."""
-    path = PATHS[method](w0, alphas, gammas)
     grad_loss = grad(loss)
+    path = PATHS[method](w0, alphas, gammas, lambda w, t: _gradient(grad_loss, w, theta, t))
     w, v = path.start()
     for t in range(len(alphas)):
         g = _gradient(grad_loss, w, theta, t)
@@ -306,8 +356,9 @@ def sgd_momentum(loss, w0, alphas, gammas, theta, callback=None, stats=None, blo
     callback(w, v, g, t) is called before each step with floats w_t, v_t and the gradient.
     stats: a dict to receive "buffer_bytes" (bytes the buffer holds) and "bound_bytes"
         (the information bound, sum of log2(1/gamma) over steps and parameters, in bytes).
-    method: "exact" (reversible fixed point, the default) or "stored" (keeps the float64
-        trajectory: the naive reverse mode, for comparison).
+    method: "exact" (reversible fixed point, the default); for comparison, "stored" (keeps
+        the float64 trajectory: naive reverse mode) or "checkpoint" (keeps every
+        sqrt(T)-th state and recomputes the steps in between going backwards).
     The VJP w.r.t. w0, alphas, gammas and theta runs training backwards (Algorithm 2).
     """
     if method not in PATHS:

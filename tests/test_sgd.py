@@ -68,9 +68,10 @@ def test_per_block_schedules_match_the_expanded_unrolled_loop():
         assert a.shape == (T, K) and relative_error(a, b) <= 1e-6
 
 
-def test_stored_trajectory_method_gives_the_same_hypergradients():
+@pytest.mark.parametrize("method", ["stored", "checkpoint"])
+def test_storing_methods_give_the_same_hypergradients(method):
     args = problem(T=30)
-    for a, b in zip(hypergradients(lambda *a: sgd_momentum(*a, method="stored"), *args),
+    for a, b in zip(hypergradients(lambda *a: sgd_momentum(*a, method=method), *args),
                     hypergradients(sgd_momentum_unrolled, *args)):
         assert relative_error(a, b) <= 1e-12
 
