@@ -18,11 +18,9 @@ import math
 import numpy as np
 
 RADIX_BITS = 52            # fixed point: the integer i stands for i * 2**-52
-MAX_ABS = 2.0 ** 10        # |value| < 1024, so |i| <= 2**62 and a sum of two never wraps
+MAX_ABS = 2.0 ** 10        # |value| < 2**(62 - RADIX_BITS): |i| <= 2**62, sums never wrap
 GAMMA_BITS = 26            # a decay is represented as n / 2**26 with 1 <= n <= 2**26
 
-_SCALE = 2.0 ** RADIX_BITS
-_INV_SCALE = 2.0 ** -RADIX_BITS
 _GAMMA_ONE = 1 << GAMMA_BITS
 _GAMMA_MASK = np.uint64(_GAMMA_ONE - 1)
 _LOW = np.uint64(1 << 32)  # ANS states live in [2**32, 2**64); words are 32 bits
@@ -43,30 +41,31 @@ class ReversalError(ExactArithmeticError, RuntimeError):
     """The reverse pass did not return exactly to the starting point."""
 
 
-def to_fixed(x, what="value", step=None):
-    """Float array -> int64 fixed point (round to nearest); refuses values out of range."""
+def to_fixed(x, what="value", step=None, bits=RADIX_BITS):
+    """Float array -> int64 multiples of 2**-bits (round to nearest); refuses values with
+    |x| >= 2**(62 - bits), the range in which two of them add without wrapping."""
     x = np.asarray(x, dtype=np.float64)
-    check_range(x, what, step)
-    return np.rint(x * _SCALE).astype(np.int64)
+    check_range(x, what, step, 2.0 ** (62 - bits))
+    return np.rint(x * 2.0 ** bits).astype(np.int64)
 
 
-def to_float(i):
-    """int64 fixed point -> float64, the nearest float (exact when |value| < 2).
+def to_float(i, bits=RADIX_BITS):
+    """int64 fixed point -> float64, the nearest float (exact when |i| < 2**53).
 
     Reversal never needs the float to be exact, only the same float for the same integer.
     """
-    return i * _INV_SCALE
+    return i * 2.0 ** -bits
 
 
-def check_range(x, what, step=None):
-    """Raise FixedPointRangeError unless every |x| < MAX_ABS (NaN fails too)."""
-    if x.size and not (np.max(np.abs(x)) < MAX_ABS):
+def check_range(x, what, step=None, limit=MAX_ABS):
+    """Raise FixedPointRangeError unless every |x| < limit (NaN fails too)."""
+    if x.size and not (np.max(np.abs(x)) < limit):
         where = "" if step is None else f" at step {step}"
         bad = np.abs(x)
         worst = np.nanmax(bad) if np.isfinite(bad).any() else float("nan")
         raise FixedPointRangeError(
-            f"{what} left the fixed-point range |x| < {MAX_ABS:g}{where} "
-            f"(largest magnitude {worst:.4g}, {np.count_nonzero(~(bad < MAX_ABS))} entries "
+            f"{what} left the fixed-point range |x| < {limit:g}{where} "
+            f"(largest magnitude {worst:.4g}, {np.count_nonzero(~(bad < limit))} entries "
             "out of range). Training diverged or the problem is badly scaled: use smaller "
             "step sizes, or rescale the inputs or weights.")
 

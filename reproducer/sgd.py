@@ -52,77 +52,118 @@ NOT_DETERMINISTIC = ("The loss must be a deterministic function of (w, theta, t)
                      "not change the data between the forward and the reverse pass.")
 
 
-class ExactPath:
-    """w and v as fixed-point integers; v *= gamma moves the lost bits to a buffer.
+class ExactMoment:
+    """A fixed-point vector x that is multiplied by a decay each step, exactly reversibly.
 
-    A block with one decay per step gets a buffer of its own: dividing by one number per
-    block is several times faster than by a different number per parameter, and each
-    buffer reserves just its block's information bound.
+    decays: a Schedule of values in (0, 1]. A block with one decay per step gets a buffer
+    of its own: dividing by one number per block is several times faster than by a
+    different number per parameter, and each buffer reserves just its block's bound.
     """
 
-    def __init__(self, w0, alphas, gammas, gradient=None):
-        self.alphas = alphas
-        self.numerators = exact.gamma_numerators(gammas.values)
-        self.gammas = Schedule(exact.represented_gammas(self.numerators), gammas.sizes)
-        bits = -np.log2(self.gammas.values).sum(axis=0)    # the bound per column
-        if gammas.per_block:
-            ends = np.cumsum(gammas.sizes)
-            self.segments = [slice(end - size, end) for size, end in zip(gammas.sizes, ends)]
+    def __init__(self, size, decays, name, bits=exact.RADIX_BITS):
+        self.name, self.bits = name, bits
+        self.numerators = exact.gamma_numerators(decays.values)
+        self.decays = Schedule(exact.represented_gammas(self.numerators), decays.sizes)
+        bound = -np.log2(self.decays.values).sum(axis=0)    # bits per parameter or block
+        if decays.per_block:
+            ends = np.cumsum(decays.sizes)
+            self.segments = [slice(end - size, end) for size, end in zip(decays.sizes, ends)]
         else:
-            self.segments = [slice(0, w0.size)]
-            bits = [np.max(bits)]
-        self.buffers = [exact.InfoBuffer(seg.stop - seg.start, b)
-                        for seg, b in zip(self.segments, bits)]
-        self.w0 = exact.to_fixed(w0, "w0")
-        self.w = self.w0.copy()
-        self.v = np.zeros_like(self.w)
+            self.segments, bound = [slice(0, size)], [np.max(bound)]
+        self.buffers = [exact.InfoBuffer(seg.stop - seg.start, bits_per_parameter)
+                        for seg, bits_per_parameter in zip(self.segments, bound)]
+        self.x = np.zeros(size, dtype=np.int64)
 
-    def _decay_v(self, t, operation):
-        """Apply mul_gamma or div_gamma of step t to v, block by block."""
+    def _apply(self, t, operation):
         n = self.numerators[t]
         for k, (seg, buffer) in enumerate(zip(self.segments, self.buffers)):
-            self.v[seg] = operation(self.v[seg], n[k] if self.gammas.per_block else n, buffer)
+            self.x[seg] = operation(self.x[seg], n[k] if self.decays.per_block else n, buffer)
 
-    def start(self):
-        return exact.to_float(self.w), exact.to_float(self.v)
+    def decay(self, t):
+        """x <- decay_t * x, keeping the lost bits (Algorithm 3)."""
+        self._apply(t, exact.mul_gamma)
 
-    def step(self, t, g):
-        """Algorithm 3, one step from (w_t, v_t) with gradient g; returns floats w, v."""
-        self._decay_v(t, exact.mul_gamma)
-        self.v -= exact.to_fixed((1.0 - self.gammas.at(t)) * g, "the velocity step", t)
-        v = exact.to_float(self.v)
-        exact.check_range(v, "the velocity v", t)
-        self.w += exact.to_fixed(self.alphas.at(t) * v, "the weight step", t)
-        w = exact.to_float(self.w)
-        exact.check_range(w, "the weights w", t)
-        return w, v
-
-    def undo_position(self, t, v_next):
-        """w_{t+1} -> w_t exactly: w <- w - alpha_t v_{t+1}."""
-        self.w -= exact.to_fixed(self.alphas.at(t) * v_next)
-        return exact.to_float(self.w)
-
-    def undo_velocity(self, t, g):
-        """v_{t+1} -> v_t exactly, given g = grad L(w_t)."""
-        self.v += exact.to_fixed((1.0 - self.gammas.at(t)) * g)
+    def undecay(self, t):
+        """x <- x / decay_t, exactly: the inverse of decay(t)."""
         try:
-            self._decay_v(t, exact.div_gamma)
+            self._apply(t, exact.div_gamma)
         except ReversalError as error:
             raise ReversalError(f"at step {t} {error}. {NOT_DETERMINISTIC}") from None
-        return exact.to_float(self.v)
 
-    def check_returned(self):
-        """After the reverse pass: are we bit for bit where the forward pass began?"""
-        off_w = np.count_nonzero(self.w != self.w0)
-        off_v = np.count_nonzero(self.v)
-        if off_w or off_v or not all(b.is_empty() for b in self.buffers):
-            raise ReversalError(
-                f"the reverse pass did not land exactly on the starting point ({off_w} of "
-                f"{self.w.size} weights and {off_v} velocities differ). {NOT_DETERMINISTIC}")
+    def add(self, delta, t=None):
+        """x <- x + delta (float, rounded to fixed point); returns the new value as floats."""
+        self.x += exact.to_fixed(delta, f"the step of {self.name}", t, self.bits)
+        value = self.value()
+        exact.check_range(value, self.name, t, 2.0 ** (62 - self.bits))
+        return value
+
+    def subtract(self, delta):
+        """The exact inverse of add(delta)."""
+        self.x -= exact.to_fixed(delta, bits=self.bits)
+        return self.value()
+
+    def value(self):
+        return exact.to_float(self.x, self.bits)
+
+    def is_empty(self):
+        return all(buffer.is_empty() for buffer in self.buffers)
 
     @property
     def nbytes(self):
-        return sum(b.nbytes for b in self.buffers)
+        return sum(buffer.nbytes for buffer in self.buffers)
+
+    def bound_bytes(self):
+        return self.decays.total(-np.log2(self.decays.values)) / 8
+
+
+class ExactPath:
+    """w and v as fixed-point integers; v *= gamma moves the lost bits to a buffer."""
+
+    def __init__(self, w0, alphas, gammas, gradient=None):
+        self.alphas = alphas
+        self.v = ExactMoment(w0.size, gammas, "the velocity v")
+        self.gammas = self.v.decays
+        self.w = ExactMoment(w0.size, Schedule(np.ones(len(alphas)), [w0.size]), "the weights w")
+        self.w0 = exact.to_fixed(w0, "w0")
+        self.w.x[:] = self.w0
+
+    def start(self):
+        return self.w.value(), self.v.value()
+
+    def step(self, t, g):
+        """Algorithm 3, one step from (w_t, v_t) with gradient g; returns floats w, v."""
+        self.v.decay(t)
+        v = self.v.add(-(1.0 - self.gammas.at(t)) * g, t)
+        return self.w.add(self.alphas.at(t) * v, t), v
+
+    def undo_position(self, t, v_next):
+        """w_{t+1} -> w_t exactly: w <- w - alpha_t v_{t+1}."""
+        return self.w.subtract(self.alphas.at(t) * v_next)
+
+    def undo_velocity(self, t, g):
+        """v_{t+1} -> v_t exactly, given g = grad L(w_t)."""
+        self.v.subtract(-(1.0 - self.gammas.at(t)) * g)
+        self.v.undecay(t)
+        return self.v.value()
+
+    def check_returned(self):
+        """After the reverse pass: are we bit for bit where the forward pass began?"""
+        check_returned([("weights", self.w.x, self.w0), ("velocities", self.v.x, 0)],
+                       [self.v])
+
+    @property
+    def nbytes(self):
+        return self.v.nbytes
+
+
+def check_returned(pairs, moments):
+    """Raise ReversalError unless every (name, value, start) pair is back at its start
+    and every moment's buffer is empty."""
+    off = [(name, np.count_nonzero(value != start), value.size) for name, value, start in pairs]
+    if any(count for _, count, _ in off) or not all(m.is_empty() for m in moments):
+        differ = ", ".join(f"{count} of {size} {name}" for name, count, size in off)
+        raise ReversalError(f"the reverse pass did not land exactly on the starting point "
+                            f"({differ} differ). {NOT_DETERMINISTIC}")
 
 
 def float_step(w, v, alpha, gamma, g):

@@ -111,12 +111,12 @@ def test_ten_thousand_steps_return_bit_exactly_where_floats_do_not():
     path = ExactPath(w0, Schedule(alphas, [D]), Schedule(gammas, [D]))
     for t in range(T):
         path.step(t, grads[t])
-    assert path.v.any() and not np.array_equal(path.w, path.w0)
+    assert path.v.x.any() and not np.array_equal(path.w.x, path.w0)
     for t in reversed(range(T)):
-        path.undo_position(t, exact.to_float(path.v))
+        path.undo_position(t, path.v.value())
         path.undo_velocity(t, grads[t])
     path.check_returned()                 # raises unless w, v and the buffer are back
-    assert np.array_equal(path.w, path.w0) and not path.v.any()
+    assert np.array_equal(path.w.x, path.w0) and not path.v.x.any()
 
     # The same steps and their inverses in plain float64 do not come back.
     gammas = path.gammas.values
@@ -193,9 +193,9 @@ def test_the_landing_check_catches_a_single_flipped_bit():
     grads = rs.randn(T, D)
     for t in range(T):
         path.step(t, grads[t])
-    path.w[2] ^= 1                          # one bit of one weight, as a bad reverse would
+    path.w.x[2] ^= 1                          # one bit of one weight, as a bad reverse would
     for t in reversed(range(T)):
-        path.undo_position(t, exact.to_float(path.v))
+        path.undo_position(t, path.v.value())
         path.undo_velocity(t, grads[t])
-    with pytest.raises(ReversalError, match=r"did not land exactly on the starting point \(1 of 5"):
+    with pytest.raises(ReversalError, match=r"did not land exactly on the starting point \(1 of 5 weights"):
         path.check_returned()
