@@ -7,9 +7,9 @@ and `div_gamma` takes them back out, so the product is undone bit for bit.
 
 The buffer is a stack coder in the style of range ANS (Duda 2013; "bits back" as in
 Townsend et al. 2019): one 64-bit state x per parameter, renormalized by spilling 32-bit
-words to a (rows, parameters) array. Multiplying v by gamma = n / 2**26 pops a value
-uniform in [0, n) from x and pushes one uniform in [0, 2**26); done as one step,
-x <- (x // n) * 2**26 + ..., the state only grows, by log2(1/gamma) bits, and spills a
+words to a (rows, parameters) array. Multiplying v by gamma = n / 2**32 pops a value
+uniform in [0, n) from x and pushes one uniform in [0, 2**32); done as one step,
+x <- (x // n) * 2**32 + ..., the state only grows, by log2(1/gamma) bits, and spills a
 word once it is full. So the buffer holds the information bound plus at most a state and
 a word per parameter, where the paper's array of Python integers held several times more.
 """
@@ -19,14 +19,14 @@ import numpy as np
 
 RADIX_BITS = 52            # fixed point: the integer i stands for i * 2**-52
 MAX_ABS = 2.0 ** 10        # |value| < 2**(62 - RADIX_BITS): |i| <= 2**62, sums never wrap
-GAMMA_BITS = 26            # a decay is represented as n / 2**26 with 1 <= n <= 2**26
+GAMMA_BITS = 32            # a decay is represented as n / 2**32 with 1 <= n <= 2**32
 
 _GAMMA_ONE = 1 << GAMMA_BITS
 _GAMMA_MASK = np.uint64(_GAMMA_ONE - 1)
 _LOW = np.uint64(1 << 32)  # ANS states live in [2**32, 2**64); words are 32 bits
 _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT = np.uint64(GAMMA_BITS)
-_FULL_SHIFT = np.uint64(64 - GAMMA_BITS)   # x * 2**26 / n fits in 64 bits iff x >> 38 < n
+_FULL_SHIFT = np.uint64(64 - GAMMA_BITS)   # x * 2**32 / n fits in 64 bits iff x >> 32 < n
 
 
 class ExactArithmeticError(ValueError):
@@ -157,18 +157,18 @@ class InfoBuffer:
 
 
 def mul_gamma(v, n, buffer):
-    """v * n / 2**26 for int64 v, within one unit of the last place; n: uint64 scalar or
-    (D,), 1 <= n <= 2**26. The bits the product destroys go into buffer.
+    """v * n / 2**32 for int64 v, within one unit of the last place; n: uint64 scalar or
+    (D,), 1 <= n <= 2**32. The bits the product destroys go into buffer.
 
-    With v = hi * 2**26 + lo: gamma * v = hi * n + (lo * n + s) / 2**26, where s = x mod n
-    is popped from the state x ("bits back") and the low 26 bits of z = lo * n + s are
-    pushed back: x <- (x // n) * 2**26 + z mod 2**26. No product exceeds 64 bits.
+    With v = hi * 2**32 + lo: gamma * v = hi * n + (lo * n + s) / 2**32, where s = x mod n
+    is popped from the state x ("bits back") and the low 32 bits of z = lo * n + s are
+    pushed back: x <- (x // n) * 2**32 + z mod 2**32. No product exceeds 64 bits.
     """
-    buffer.spill((buffer.state >> _FULL_SHIFT) >= n)    # make room: x * 2**26 / n < 2**64
+    buffer.spill((buffer.state >> _FULL_SHIFT) >= n)    # make room: x * 2**32 / n < 2**64
     x = buffer.state
     x_div = x // n
     s = x - x_div * n
-    z = (v.view(np.uint64) & _GAMMA_MASK) * n + s         # < 2**52
+    z = (v.view(np.uint64) & _GAMMA_MASK) * n + s         # < 2**64
     buffer.state = (x_div << _SHIFT) | (z & _GAMMA_MASK)
     return (v >> GAMMA_BITS) * n.astype(np.int64) + (z >> _SHIFT).view(np.int64)
 

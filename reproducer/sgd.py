@@ -352,36 +352,60 @@ def _reverse(path, v, loss, theta, d_w, want_theta):
     return d_w, d_alphas, d_gammas, d_theta
 
 
-# The VJP needs the path the forward pass ended on. Autograd calls the VJP maker right
-# after the primitive returns, with the answer; we key the path by the answer's id and
+# The VJP needs the state the forward pass ended on. Autograd calls the VJP maker right
+# after the primitive returns, with the answer; we key the state by the answer's id and
 # let go of it when the answer is garbage-collected.
-_paths = {}
+_states = {}
 
 
-@primitive
-def _sgd_momentum(loss, w0, alphas, gammas, theta, callback, stats, blocks, method):
-    args = _check_inputs(w0, alphas, gammas, theta, blocks)
-    w_T, path, v_T = _forward(loss, *args, callback, stats, method)
-    _paths[id(w_T)] = (path, v_T)
-    weakref.finalize(w_T, _paths.pop, id(w_T), None)
-    return w_T
+def reversible_primitive(forward, reverse):
+    """An autograd primitive whose VJP runs training backwards.
+
+    forward(*args, replay=False) -> (w_T, state); with replay=True it must skip callbacks.
+    reverse(state, args, d_w, argnums) -> the gradients w.r.t. args[i] for i in argnums.
+    """
+    @primitive
+    def run(*args):
+        w_T, state = forward(*args)
+        _states[id(w_T)] = state
+        weakref.finalize(w_T, _states.pop, id(w_T), None)
+        return w_T
+
+    def vjp_maker(argnums, ans, args, kwargs):
+        saved = {"state": _states.pop(id(ans))}
+
+        def vjp(d_w):
+            state = saved.pop("state", None)
+            if state is None:   # a second backward pass: rebuild the forward state first
+                _, state = forward(*args, replay=True)
+            return reverse(state, args, d_w, argnums)
+        return vjp
+
+    defvjp_argnums(run, vjp_maker)
+
+    def call(*args):
+        if any(isinstance(arg, Box) for arg in args):
+            return run(*args)
+        return forward(*args)[0]     # not being differentiated: keep no state
+    return call
 
 
-def _sgd_momentum_vjp(argnums, ans, args, kwargs):
-    loss, w0, alphas, gammas, theta, _, _, blocks, method = args
-    state = {"path": _paths.pop(id(ans))}
-
-    def vjp(d_w):
-        path, v_T = state.pop("path", None) or (None, None)
-        inputs = _check_inputs(w0, alphas, gammas, theta, blocks)
-        if path is None:   # a second backward pass: rebuild the forward state first
-            _, path, v_T = _forward(loss, *inputs, method=method)
-        grads = _reverse(path, v_T, loss, inputs[3], d_w, want_theta=4 in argnums)
-        return tuple(grads[i - 1] for i in argnums)
-    return vjp
+def _sgd_forward(loss, w0, alphas, gammas, theta, callback, stats, blocks, method,
+                 replay=False):
+    inputs = _check_inputs(w0, alphas, gammas, theta, blocks)
+    if replay:
+        callback = stats = None
+    w_T, path, v_T = _forward(loss, *inputs, callback, stats, method)
+    return w_T, (path, v_T, inputs[3])
 
 
-defvjp_argnums(_sgd_momentum, _sgd_momentum_vjp)
+def _sgd_reverse(state, args, d_w, argnums):
+    path, v_T, theta = state
+    grads = _reverse(path, v_T, args[0], theta, d_w, want_theta=4 in argnums)
+    return tuple(grads[i - 1] for i in argnums)
+
+
+_sgd_momentum = reversible_primitive(_sgd_forward, _sgd_reverse)
 
 
 def sgd_momentum(loss, w0, alphas, gammas, theta, callback=None, stats=None, blocks=None,
@@ -404,19 +428,7 @@ def sgd_momentum(loss, w0, alphas, gammas, theta, callback=None, stats=None, blo
     """
     if method not in PATHS:
         raise ValueError(f"method must be one of {sorted(PATHS)}, got {method!r}.")
-    _check_inputs(*[_unbox(x) for x in (w0, alphas, gammas, theta)], blocks)
-    args = [x if isinstance(x, Box) else np.asarray(x, dtype=np.float64)
-            for x in (w0, alphas, gammas, theta)]
-    if not any(isinstance(x, Box) for x in args):   # not differentiated: keep no path
-        w_T, _, _ = _forward(loss, *_check_inputs(*args, blocks), callback, stats, method)
-        return w_T
-    return _sgd_momentum(loss, *args, callback, stats, blocks, method)
-
-
-def _unbox(x):
-    while isinstance(x, Box):
-        x = x._value
-    return x
+    return _sgd_momentum(loss, w0, alphas, gammas, theta, callback, stats, blocks, method)
 
 
 def sgd_momentum_unrolled(loss, w0, alphas, gammas, theta, blocks=None):

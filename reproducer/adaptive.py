@@ -1,0 +1,262 @@
+"""Exactly reversible Adam and RMSprop: the paper's closing suggestion, carried out.
+
+Each moment (Adam's m and s, RMSprop's s and v) is a fixed-point vector that decays by its
+own schedule into its own information buffer (`sgd.ExactMoment`); the second moment uses a
+finer radix so that small squared gradients keep their digits. The weights change by a
+step computed from the *new* moments only, so going backwards the weight step is undone
+first, then the gradient at w_t is recomputed and each moment is restored exactly.
+
+The VJP of one step is taken by autograd on the plain float update (`_update`), which
+differentiates through the Hessian-vector product as well; the reverse loop carries the
+adjoints of the weights and of every moment back through the T steps.
+"""
+import autograd.numpy as anp
+import numpy as np
+from autograd import grad, make_vjp
+from autograd.builtins import list as traced_list, tuple as traced_tuple
+
+from . import exact
+from .sgd import (ExactMoment, Schedule, _block_sizes, _gradient, check_returned,
+                  reversible_primitive)
+
+S_BITS = 56    # the second moment's radix: |s| < 64, in units of 2**-56 (~1.4e-17)
+
+
+class Adam:
+    """m <- b1 m + (1 - b1) g;  s <- b2 s + (1 - b2) g^2;
+    w <- w - alpha (m / c1) / (sqrt(s / c2) + eps), with c = 1 - prod of the decays so far."""
+    name = "adam"
+    moments = (("m", "beta1s", exact.RADIX_BITS), ("s", "beta2s", S_BITS))
+    arguments = ("beta1s", "beta2s")        # the decays in the order the function takes them
+    bias_corrected = True
+
+    @staticmethod
+    def increment(k, g, new, h):
+        return (1.0 - h["beta1s"]) * g if k == 0 else (1.0 - h["beta2s"]) * g ** 2
+
+    @staticmethod
+    def step(new, h):
+        m, s = new
+        return h["alphas"] * (m / h["c_beta1s"]) / (np.sqrt(s / h["c_beta2s"]) + h["eps"])
+
+
+class RMSprop:
+    """s <- rho s + (1 - rho) g^2;  v <- gamma v - (1 - gamma) g / (sqrt(s) + eps);
+    w <- w + alpha v. Momentum is needed: without it the step depends on the gradient at
+    the very point the reverse pass is trying to recover, and cannot be undone exactly."""
+    name = "rmsprop"
+    moments = (("s", "rhos", S_BITS), ("v", "gammas", exact.RADIX_BITS))
+    arguments = ("gammas", "rhos")
+    bias_corrected = False
+
+    @staticmethod
+    def increment(k, g, new, h):
+        if k == 0:
+            return (1.0 - h["rhos"]) * g ** 2
+        return -(1.0 - h["gammas"]) * g / (np.sqrt(new[0]) + h["eps"])
+
+    @staticmethod
+    def step(new, h):
+        return -h["alphas"] * new[1]
+
+
+def _update(rule, old, g, h):
+    """One step in plain floats: old moments, gradient, hyperparameters -> (new, u)."""
+    new = []
+    for k, (_, decay, _) in enumerate(rule.moments):
+        new.append(h[decay] * old[k] + rule.increment(k, g, new, h))
+    return traced_tuple((traced_list(new), rule.step(new, h)))   # containers autograd traces
+
+
+def _bias_correction(decays):
+    """(T, ...) decays -> 1 - cumulative product: Adam's c_t for every step."""
+    return 1.0 - anp.exp(anp.cumsum(anp.log(decays), axis=0))
+
+
+class _Run:
+    """The exact state of one training run: weights, moments and their schedules."""
+
+    def __init__(self, rule, w0, schedules, eps, s_bits):
+        self.rule, self.eps = rule, eps
+        self.alphas = schedules["alphas"]
+        self.moments = [ExactMoment(w0.size, schedules[decay], name,
+                                    s_bits if bits == S_BITS else bits)
+                        for name, decay, bits in rule.moments]
+        self.schedules = {"alphas": self.alphas}
+        for (_, decay, _), moment in zip(rule.moments, self.moments):
+            self.schedules[decay] = moment.decays        # as represented exactly
+            if rule.bias_corrected:
+                self.schedules["c_" + decay] = Schedule(
+                    _bias_correction(moment.decays.values), moment.decays.sizes)
+        self.w0 = exact.to_fixed(w0, "w0")
+        self.w = ExactMoment(w0.size, Schedule(np.ones(len(self.alphas)), [w0.size]), "the weights w")
+        self.w.x[:] = self.w0
+
+    def hypers(self, t):
+        h = {name: schedule.at(t) for name, schedule in self.schedules.items()}
+        h["eps"] = self.eps
+        return h
+
+    def values(self):
+        return [moment.value() for moment in self.moments]
+
+    def step(self, t, g):
+        h, new = self.hypers(t), []
+        for k, moment in enumerate(self.moments):
+            moment.decay(t)
+            new.append(moment.add(self.rule.increment(k, g, new, h), t))
+        return self.w.add(-self.rule.step(new, h), t)
+
+    def undo_position(self, t):
+        return self.w.subtract(-self.rule.step(self.values(), self.hypers(t)))
+
+    def undo_moments(self, t, g):
+        h, new = self.hypers(t), self.values()
+        for k in reversed(range(len(self.moments))):
+            self.moments[k].subtract(self.rule.increment(k, g, new[:k], h))
+            self.moments[k].undecay(t)
+
+    def check_returned(self):
+        check_returned([("weights", self.w.x, self.w0)] +
+                       [(name, m.x, 0) for (name, _, _), m in zip(self.rule.moments, self.moments)],
+                       self.moments)
+
+    @property
+    def nbytes(self):
+        return sum(moment.nbytes for moment in self.moments)
+
+    def bound_bytes(self):
+        return sum(moment.bound_bytes() for moment in self.moments)
+
+
+def _check(rule, w0, alphas, decays, eps, theta, blocks):
+    w0 = np.asarray(w0, dtype=np.float64)
+    if w0.ndim != 1 or not np.all(np.isfinite(w0)):
+        raise ValueError(f"w0 must be a finite 1-D array of shape (D,), got shape {w0.shape}.")
+    sizes = _block_sizes(blocks, w0.size)
+    names = ["alphas"] + list(rule.arguments)
+    T = len(np.asarray(alphas))
+    schedules = {}
+    for name, values in zip(names, [alphas] + list(decays)):
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim not in (1, 2) or (values.ndim == 2 and values.shape[1] not in (w0.size, len(sizes))):
+            raise ValueError(f"{name} must have shape (T,), (T, D) = (T, {w0.size}) or, with "
+                             f"blocks, (T, K) = (T, {len(sizes)}); got {values.shape}.")
+        if len(values) != T:
+            raise ValueError(f"{name} has {len(values)} steps but alphas has {T}; give one "
+                             "value per step.")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{name} at step {np.argwhere(~np.isfinite(values))[0][0]} is not finite.")
+        if name != "alphas":
+            exact.gamma_numerators(values)     # names the step of a decay outside (0, 1]
+            if rule.bias_corrected and np.any(values[0] >= 1.0):
+                raise ValueError(f"{name} at step 0 must be below 1: Adam's bias correction "
+                                 f"divides by 1 - {name}[0].")
+        schedules[name] = Schedule(values, sizes)
+    eps = np.asarray(eps, dtype=np.float64)
+    if eps.shape != () or not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be one positive finite number, got {eps!r}.")
+    return w0, schedules, float(eps), np.asarray(theta, dtype=np.float64)
+
+
+def _forward(rule, loss, w0, alphas, decays, eps, theta, callback, stats, blocks, s_bits,
+             replay=False):
+    w0, schedules, eps, theta = _check(rule, w0, alphas, decays, eps, theta, blocks)
+    run = _Run(rule, w0, schedules, eps, s_bits)
+    grad_loss = grad(loss)
+    w = run.w.value()
+    for t in range(len(run.alphas)):
+        g = _gradient(grad_loss, w, theta, t)
+        if callback is not None and not replay:
+            callback(w, dict(zip([name for name, _, _ in rule.moments], run.values())), g, t)
+        w = run.step(t, g)
+    if stats is not None and not replay:
+        stats["buffer_bytes"] = run.nbytes
+        stats["bound_bytes"] = run.bound_bytes()
+    return w, (run, theta)
+
+
+def _reverse(rule, state, loss, d_w, want_theta):
+    """The adjoints of (w, moments) carried back through the steps by autograd's VJP of
+    one float step; the weights and moments are recomputed exactly on the way."""
+    run, theta = state
+    grad_loss = grad(loss)
+    d_w = np.array(d_w, dtype=np.float64)
+    d_moments = [np.zeros_like(d_w) for _ in rule.moments]
+    d = {name: np.zeros(s.values.shape) for name, s in run.schedules.items()}
+    d_eps, d_theta = 0.0, np.zeros(theta.shape)
+    for t in reversed(range(len(run.alphas))):
+        w = run.undo_position(t)                                   # w_t
+        if want_theta:
+            hvp, g = make_vjp(lambda wt: grad_loss(wt[0], wt[1], t))((w, theta))
+        else:
+            hvp, g = make_vjp(lambda w_: grad_loss(w_, theta, t))(w)
+        run.undo_moments(t, g)                                     # moments at t
+        h = run.hypers(t)
+        step_vjp, _ = make_vjp(lambda args: _update(rule, args[0], args[1], args[2]))(
+            (run.values(), g, h))
+        d_old, d_g, d_h = step_vjp((d_moments, -d_w))              # w_{t+1} = w_t - u
+        d_moments = list(d_old)
+        for name, schedule in run.schedules.items():
+            d[name][t] = schedule.collect(d_h[name])
+        d_eps += float(np.sum(d_h["eps"]))
+        products = hvp(d_g)
+        if want_theta:
+            d_w = d_w + products[0]
+            d_theta = d_theta + products[1]
+        else:
+            d_w = d_w + products
+    run.check_returned()
+    if rule.bias_corrected:              # c_t = 1 - prod(decays[:t+1]) depends on every decay
+        for _, decay, _ in rule.moments:
+            correction_vjp, _ = make_vjp(_bias_correction)(run.schedules[decay].values)
+            d[decay] = d[decay] + correction_vjp(d["c_" + decay])
+    decays = [d[decay] for decay in rule.arguments]
+    return d_w, d["alphas"], decays, d_eps, d_theta
+
+
+def _primitive(rule):
+    def forward(loss, w0, alphas, decay_a, decay_b, eps, theta, callback, stats, blocks,
+                s_bits, replay=False):
+        return _forward(rule, loss, w0, alphas, (decay_a, decay_b), eps, theta, callback,
+                        stats, blocks, s_bits, replay)
+
+    def reverse(state, args, d_w, argnums):
+        d_w0, d_alphas, (d_a, d_b), d_eps, d_theta = _reverse(rule, state, args[0], d_w,
+                                                              want_theta=6 in argnums)
+        grads = {1: d_w0, 2: d_alphas, 3: d_a, 4: d_b, 5: d_eps, 6: d_theta}
+        return tuple(grads[i] for i in argnums)
+    return reversible_primitive(forward, reverse)
+
+
+_adam, _rmsprop = _primitive(Adam), _primitive(RMSprop)
+
+
+def adam(loss, w0, alphas, beta1s, beta2s, eps, theta, callback=None, stats=None,
+         blocks=None, s_bits=S_BITS):
+    """w_T after T = len(alphas) steps of Adam with bias correction, exactly reversible.
+
+        m <- b1 m + (1 - b1) g;   s <- b2 s + (1 - b2) g^2
+        w <- w - alpha_t (m / (1 - prod b1)) / (sqrt(s / (1 - prod b2)) + eps)
+
+    loss(w, theta, t): scalar autograd function. w0: (D,); alphas, beta1s, beta2s: (T,),
+    (T, D), or (T, K) with blocks (see sgd_momentum); eps: a positive number.
+    callback(w, moments, g, t) with moments = {"m": ..., "s": ...}; stats as for
+    sgd_momentum (the bound is log2(1/b1) + log2(1/b2) bits per parameter and step).
+    s_bits: radix of the second moment (|s| < 2**(62 - s_bits)).
+    Differentiable by autograd w.r.t. w0, alphas, beta1s, beta2s, eps and theta.
+    """
+    return _adam(loss, w0, alphas, beta1s, beta2s, eps, theta, callback, stats, blocks, s_bits)
+
+
+def rmsprop(loss, w0, alphas, gammas, rhos, eps, theta, callback=None, stats=None,
+            blocks=None, s_bits=S_BITS):
+    """w_T after T steps of RMSprop with momentum, exactly reversible.
+
+        s <- rho s + (1 - rho) g^2;   v <- gamma v - (1 - gamma) g / (sqrt(s) + eps)
+        w <- w + alpha_t v
+
+    gammas (momentum) and rhos (squared-gradient decay): (T,), (T, D) or (T, K); the rest
+    as for adam. Differentiable w.r.t. w0, alphas, gammas, rhos, eps and theta.
+    """
+    return _rmsprop(loss, w0, alphas, gammas, rhos, eps, theta, callback, stats, blocks, s_bits)

@@ -1,0 +1,142 @@
+"""Reversible Adam and RMSprop against plain autograd through the unrolled float64 loop."""
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import grad
+from autograd.test_util import check_grads
+
+from reproducer import ExactArithmeticError, ReversalError
+from reproducer.adaptive import adam, rmsprop
+from reproducer.models import cross_entropy, init_weights, minibatch, mlp_layout, mlp_predict
+
+RS = np.random.RandomState(0)
+INPUTS, LABELS = RS.randn(60, 6), np.eye(3)[RS.randint(0, 3, 60)]
+LAYOUT = mlp_layout([6, 8, 8, 3])
+
+
+def mlp_loss(w, theta, t):
+    idx = minibatch(t, 60, 15)
+    return (cross_entropy(mlp_predict(LAYOUT, w, INPUTS[idx]), LABELS[idx])
+            + anp.exp(theta[0]) * anp.sum(w ** 2))
+
+
+def validation(w):
+    return cross_entropy(mlp_predict(LAYOUT, w, INPUTS[:30]), LABELS[:30])
+
+
+def adam_unrolled(loss, w0, alphas, beta1s, beta2s, eps, theta):
+    """Adam as in Kingma & Ba, written out plainly (the independent reference)."""
+    g_loss = grad(loss)
+    w, m, s = w0, np.zeros(len(w0)), np.zeros(len(w0))
+    prod1, prod2 = 1.0, 1.0
+    for t in range(len(alphas)):
+        g = g_loss(w, theta, t)
+        m = beta1s[t] * m + (1 - beta1s[t]) * g
+        s = beta2s[t] * s + (1 - beta2s[t]) * g ** 2
+        prod1, prod2 = prod1 * beta1s[t], prod2 * beta2s[t]
+        w = w - alphas[t] * (m / (1 - prod1)) / (anp.sqrt(s / (1 - prod2)) + eps)
+    return w
+
+
+def rmsprop_unrolled(loss, w0, alphas, gammas, rhos, eps, theta):
+    g_loss = grad(loss)
+    w, v, s = w0, np.zeros(len(w0)), np.zeros(len(w0))
+    for t in range(len(alphas)):
+        g = g_loss(w, theta, t)
+        s = rhos[t] * s + (1 - rhos[t]) * g ** 2
+        v = gammas[t] * v - (1 - gammas[t]) * g / (anp.sqrt(s) + eps)
+        w = w + alphas[t] * v
+    return w
+
+
+def problem(T, per_parameter=False, seed=1):
+    rs = np.random.RandomState(seed)
+    shape = (T, LAYOUT.size) if per_parameter else (T,)
+    w0 = init_weights(LAYOUT, np.full(len(LAYOUT), -1.0), seed)
+    return (w0, rs.uniform(0.005, 0.03, shape), rs.uniform(0.5, 0.95, shape),
+            rs.uniform(0.9, 0.999, shape), 1e-3, np.array([-5.0]))
+
+
+def relative_error(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+@pytest.mark.parametrize("per_parameter", [False, True])
+@pytest.mark.parametrize("ours, reference", [(adam, adam_unrolled), (rmsprop, rmsprop_unrolled)])
+def test_hypergradients_match_the_unrolled_loop(ours, reference, per_parameter):
+    args = problem(60, per_parameter)
+    argnums = [0, 1, 2, 3, 4, 5]
+    ours_g = grad(lambda *a: validation(ours(mlp_loss, *a)), argnum=argnums)(*args)
+    ref_g = grad(lambda *a: validation(reference(mlp_loss, *a)), argnum=argnums)(*args)
+    names = ["w0", "alphas", "decay 1", "decay 2", "eps", "theta"]
+    for name, a, b in zip(names, ours_g, ref_g):
+        assert np.shape(a) == np.shape(b), name
+        assert np.max(np.abs(b)) > 0, name
+        assert relative_error(a, b) <= 1e-6, name
+
+
+def test_per_block_schedules_and_forward_values():
+    rs = np.random.RandomState(2)
+    T, K = 30, len(LAYOUT)
+    w0, _, _, _, eps, theta = problem(T)
+    alphas, b1, b2 = rs.uniform(0.005, 0.03, (T, K)), rs.uniform(0.5, 0.95, (T, K)), \
+        rs.uniform(0.9, 0.999, (T, K))
+    stats = {}
+    w_T = adam(mlp_loss, w0, alphas, b1, b2, eps, theta, blocks=LAYOUT, stats=stats)
+    expand = LAYOUT.expand
+    assert np.allclose(w_T, adam_unrolled(mlp_loss, w0, expand(alphas), expand(b1), expand(b2),
+                                          eps, theta), rtol=0, atol=1e-7)
+    bound = np.sum(-np.log2(expand(b1)) - np.log2(expand(b2))) / 8
+    assert stats["bound_bytes"] == pytest.approx(bound, rel=1e-6)
+    assert stats["buffer_bytes"] <= 1.10 * bound + 2 * 32 * LAYOUT.size
+    ours = grad(lambda a: validation(adam(mlp_loss, w0, a, b1, b2, eps, theta, blocks=LAYOUT)))(alphas)
+    ref = grad(lambda a: validation(adam_unrolled(mlp_loss, w0, expand(a), expand(b1),
+                                                  expand(b2), eps, theta)))(alphas)
+    assert ours.shape == (T, K) and relative_error(ours, ref) <= 1e-6
+
+
+def test_check_grads_on_a_tiny_problem():
+    def loss(w, theta, t):
+        return anp.sum((w - theta) ** 2 * (1.0 + 0.1 * t)) + anp.sum(anp.sin(w))
+    def f(w0, log_alphas, b1, theta):
+        return anp.sum(anp.cos(adam(loss, w0, anp.exp(log_alphas), b1, 0.99 * np.ones(6),
+                                    1e-2, theta)))
+    rs = np.random.RandomState(3)
+    check_grads(f, modes=["rev"], order=1)(rs.randn(3), np.log(rs.uniform(0.01, 0.05, 6)),
+                                         rs.uniform(0.6, 0.9, 6), rs.randn(3))
+
+
+def test_buffer_meets_the_bound_over_many_steps():
+    """log2(1/b1) + log2(1/b2) bits per parameter and step, within 1.10x plus overhead."""
+    D, T = 200, 2000
+    def loss(w, theta, t):
+        return anp.sum(anp.sin(w + 0.01 * t) * theta)
+    stats = {}
+    theta = np.random.RandomState(4).randn(D)
+    adam(loss, np.zeros(D), np.full(T, 1e-3), np.full(T, 0.9), np.full(T, 0.999), 1e-8, theta,
+         stats=stats)
+    assert stats["buffer_bytes"] <= 1.10 * stats["bound_bytes"] + 2 * 32 * D
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(beta1s=[0.9, 1.5, 0.9]), r"step 1 is not a decay in \(0, 1\]"),
+    (dict(beta1s=[1.0, 0.9, 0.9]), r"beta1s at step 0 must be below 1"),
+    (dict(eps=0.0), r"eps must be one positive finite number"),
+    (dict(beta2s=[0.9, 0.9]), r"beta2s has 2 steps but alphas has 3"),
+])
+def test_bad_inputs_are_refused(bad, message):
+    args = dict(w0=np.ones(4), alphas=[0.1] * 3, beta1s=[0.9] * 3, beta2s=[0.99] * 3,
+                eps=1e-8, theta=np.zeros(1))
+    args.update(bad)
+    with pytest.raises((ValueError, ExactArithmeticError), match=message):
+        adam(lambda w, th, t: anp.sum(w ** 2), **args)
+
+
+def test_a_loss_that_changes_between_passes_is_caught():
+    calls = []
+    def loss(w, theta, t):
+        calls.append(t)
+        return anp.sum(w ** 2) * (1.0 + 0.01 * len(calls))
+    with pytest.raises(ReversalError):
+        grad(lambda w0: anp.sum(rmsprop(loss, w0, [0.1] * 5, [0.9] * 5, [0.9] * 5, 1e-8,
+                                        np.zeros(1))))(np.ones(4))
