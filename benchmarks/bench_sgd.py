@@ -13,7 +13,8 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import grad
 
-from reproducer import sgd_momentum
+from reproducer import adam, sgd_momentum
+from reproducer.adaptive import adam_unrolled
 from reproducer.models import cross_entropy, init_weights, minibatch, mlp_layout, mlp_predict
 from reproducer.sgd import sgd_momentum_unrolled
 
@@ -53,6 +54,26 @@ def hypergradient(method):
         else:
             train = lambda a, g: sgd_momentum(loss, w0, a, g, theta, blocks=LAYOUT, method=method)
         return grad(lambda a, g: meta_loss(train(a, g)), argnum=[0, 1])(alphas, gammas)
+    return run
+
+
+def adam_setting(T):
+    K = len(LAYOUT)
+    return (init_weights(LAYOUT, np.full(K, -3.0), seed=0), np.full((T, K), 1e-3),
+            np.full((T, K), 0.9), np.full((T, K), 0.999), 1e-8, np.zeros(1))
+
+
+def adam_plain(w0, alphas, beta1s, beta2s, eps, theta):
+    return adam_unrolled(loss, w0, alphas, beta1s, beta2s, eps, theta, blocks=LAYOUT)
+
+
+def adam_reversible(w0, alphas, beta1s, beta2s, eps, theta):
+    return adam(loss, w0, alphas, beta1s, beta2s, eps, theta, blocks=LAYOUT)
+
+
+def adam_hypergradient(train):
+    def run(w0, alphas, beta1s, beta2s, eps, theta):
+        return grad(lambda a: meta_loss(train(w0, a, beta1s, beta2s, eps, theta)))(alphas)
     return run
 
 
@@ -117,5 +138,23 @@ def main(steps=(100, 1000), gamma=0.5):
               f"(bound {mb(stats['bound_bytes'])}; float64 trajectory {mb(trajectory)})\n")
 
 
+def main_adam(steps=(100, 1000)):
+    print("Adam (beta1 = 0.9, beta2 = 0.999, alpha = 1e-3, per-layer schedules), same setting:")
+    for T in steps:
+        args = adam_setting(T)
+        t_plain = seconds(adam_plain, args)
+        t_fwd = seconds(adam_reversible, args)
+        t_exact = seconds(adam_hypergradient(adam_reversible), args)
+        t_unrolled = seconds(adam_hypergradient(adam_plain), args)
+        print(f"T = {T}")
+        print(f"  time  plain float64 Adam          {t_plain:8.2f} s")
+        print(f"        reversible forward          {t_fwd:8.2f} s   {t_fwd / t_plain:5.2f}x plain")
+        print(f"        hypergradient, exact        {t_exact:8.2f} s   {t_exact / t_plain:5.2f}x plain")
+        print(f"        hypergradient, autograd     {t_unrolled:8.2f} s   "
+              f"{t_unrolled / t_plain:5.2f}x plain\n")
+
+
 if __name__ == "__main__":
-    main(tuple(int(a) for a in sys.argv[1:]) or (100, 1000))
+    steps = tuple(int(a) for a in sys.argv[1:]) or (100, 1000)
+    main(steps)
+    main_adam(steps)

@@ -1,5 +1,8 @@
-"""Hypergradients by exactly reversing SGD with momentum (Maclaurin et al., ICML 2015)."""
+"""Hypergradients by exactly reversing SGD with momentum (Maclaurin et al., ICML 2015),
+and the same for Adam and RMSprop."""
+from .adaptive import adam, rmsprop
 from .exact import ExactArithmeticError, FixedPointRangeError, ReversalError
 from .sgd import sgd_momentum
 
-__all__ = ["sgd_momentum", "ExactArithmeticError", "FixedPointRangeError", "ReversalError"]
+__all__ = ["sgd_momentum", "adam", "rmsprop", "ExactArithmeticError", "FixedPointRangeError",
+           "ReversalError"]

@@ -260,3 +260,37 @@ def rmsprop(loss, w0, alphas, gammas, rhos, eps, theta, callback=None, stats=Non
     as for adam. Differentiable w.r.t. w0, alphas, gammas, rhos, eps and theta.
     """
     return _rmsprop(loss, w0, alphas, gammas, rhos, eps, theta, callback, stats, blocks, s_bits)
+
+
+def _unrolled(rule, loss, w0, alphas, decays, eps, theta, blocks=None):
+    """The same steps in plain float64 autograd code (naive reverse mode when differentiated).
+    Schedules as for adam/rmsprop; blocks expand (T, K) schedules per step."""
+    sizes = _block_sizes(blocks, np.size(w0))
+    block_of = np.repeat(np.arange(len(sizes)), sizes)
+    schedules = dict(zip(("alphas",) + rule.arguments, (alphas,) + tuple(decays)))
+    if rule.bias_corrected:
+        for decay in rule.arguments:
+            schedules["c_" + decay] = _bias_correction(schedules[decay])
+
+    def at(values, t):
+        per_block = np.ndim(values) == 2 and np.shape(values)[1] == len(sizes) < sum(sizes)
+        return values[t][block_of] if per_block else values[t]
+
+    grad_loss = grad(loss)
+    w, moments = w0, [np.zeros(np.size(w0)) for _ in rule.moments]
+    for t in range(len(alphas)):
+        h = {name: at(values, t) for name, values in schedules.items()}
+        h["eps"] = eps
+        moments, u = _update(rule, moments, grad_loss(w, theta, t), h)
+        w = w - u
+    return w
+
+
+def adam_unrolled(loss, w0, alphas, beta1s, beta2s, eps, theta, blocks=None):
+    """Adam in plain float64 autograd code: the baseline for speed and memory."""
+    return _unrolled(Adam, loss, w0, alphas, (beta1s, beta2s), eps, theta, blocks)
+
+
+def rmsprop_unrolled(loss, w0, alphas, gammas, rhos, eps, theta, blocks=None):
+    """RMSprop with momentum in plain float64 autograd code."""
+    return _unrolled(RMSprop, loss, w0, alphas, (gammas, rhos), eps, theta, blocks)

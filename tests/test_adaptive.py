@@ -140,3 +140,10 @@ def test_a_loss_that_changes_between_passes_is_caught():
     with pytest.raises(ReversalError):
         grad(lambda w0: anp.sum(rmsprop(loss, w0, [0.1] * 5, [0.9] * 5, [0.9] * 5, 1e-8,
                                         np.zeros(1))))(np.ones(4))
+
+
+def test_library_unrolled_versions_agree_with_the_independent_references():
+    from reproducer.adaptive import adam_unrolled as lib_adam, rmsprop_unrolled as lib_rmsprop
+    args = problem(20, per_parameter=True)
+    assert np.allclose(lib_adam(mlp_loss, *args), adam_unrolled(mlp_loss, *args), atol=1e-12)
+    assert np.allclose(lib_rmsprop(mlp_loss, *args), rmsprop_unrolled(mlp_loss, *args), atol=1e-12)
