@@ -348,6 +348,7 @@ def _reverse(path, v, loss, theta, d_w, want_theta):
         else:
             d_w -= products
         d_v *= gamma
+        del hvp, products      # free this step's graph before the next one is built
     path.check_returned()
     return d_w, d_alphas, d_gammas, d_theta
 
