@@ -14,12 +14,23 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import grad, make_vjp
 from autograd.builtins import list as traced_list, tuple as traced_tuple
+from autograd.extend import defvjp, primitive
 
 from . import exact
 from .sgd import (ExactMoment, Schedule, _block_sizes, _gradient, check_returned,
                   reversible_primitive)
 
 S_BITS = 56    # the second moment's radix: |s| < 64, in units of 2**-56 (~1.4e-17)
+
+
+@primitive
+def _sqrt(s):
+    """sqrt(s) for s >= 0, with derivative 0 at s = 0: a weight whose gradient has always
+    been zero has s = m = 0, and its step m / (sqrt(s) + eps) does not move with s."""
+    return np.sqrt(s)
+
+
+defvjp(_sqrt, lambda root, s: lambda g: np.where(root > 0, g / (2 * np.where(root > 0, root, 1.0)), 0.0))
 
 
 class Adam:
@@ -37,7 +48,7 @@ class Adam:
     @staticmethod
     def step(new, h):
         m, s = new
-        return h["alphas"] * (m / h["c_beta1s"]) / (np.sqrt(s / h["c_beta2s"]) + h["eps"])
+        return h["alphas"] * (m / h["c_beta1s"]) / (_sqrt(s / h["c_beta2s"]) + h["eps"])
 
 
 class RMSprop:
@@ -53,7 +64,7 @@ class RMSprop:
     def increment(k, g, new, h):
         if k == 0:
             return (1.0 - h["rhos"]) * g ** 2
-        return -(1.0 - h["gammas"]) * g / (np.sqrt(new[0]) + h["eps"])
+        return -(1.0 - h["gammas"]) * g / (_sqrt(new[0]) + h["eps"])
 
     @staticmethod
     def step(new, h):
@@ -89,7 +100,7 @@ class _Run:
                 self.schedules["c_" + decay] = Schedule(
                     _bias_correction(moment.decays.values), moment.decays.sizes)
         self.w0 = exact.to_fixed(w0, "w0")
-        self.w = ExactMoment(w0.size, Schedule(np.ones(len(self.alphas)), [w0.size]), "the weights w")
+        self.w = ExactMoment(w0.size, None, "the weights w")
         self.w.x[:] = self.w0
 
     def hypers(self, t):

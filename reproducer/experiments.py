@@ -17,6 +17,7 @@ from joblib import Parallel, delayed
 from .data import mnist_splits, one_hot
 from .exact import ExactArithmeticError
 from .models import cross_entropy, error_rate, init_weights, minibatch, mlp_layout, mlp_predict
+from .adaptive import adam
 from .sgd import sgd_momentum
 
 
@@ -29,6 +30,9 @@ class Setting:
     T: int = 100
     n_test: int = 10000
     data_seed: int = 0
+    optimizer: str = "sgd"      # or "adam": then the "momentums" are Adam's beta1
+    beta2: float = 0.999        # Adam's second-moment decay, fixed
+    eps: float = 1e-8           # Adam's epsilon
 
     @property
     def layout(self):
@@ -83,12 +87,18 @@ def unpack(setting, hypers):
     return alphas, gammas, hypers[2 * T * K:]
 
 
-def train(setting, hypers, seed, callback=None):
-    """w_T (D,): T steps of SGD with momentum from init_weights(log_scales, seed)."""
+def train(setting, hypers, seed, callback=None, stats=None):
+    """w_T (D,): T steps of SGD with momentum (or Adam, if setting.optimizer == "adam")
+    from init_weights(log_scales, seed); callback and stats as for sgd_momentum."""
     alphas, gammas, log_scales = unpack(setting, hypers)
     w0 = init_weights(setting.layout, log_scales, seed)
-    return sgd_momentum(training_loss(setting, seed), w0, alphas, gammas, np.zeros(1),
-                        callback=callback, blocks=setting.layout)
+    loss = training_loss(setting, seed)
+    if setting.optimizer == "adam":
+        beta2s = np.full(np.shape(gammas), setting.beta2)
+        return adam(loss, w0, alphas, gammas, beta2s, setting.eps, np.zeros(1),
+                    callback=callback, stats=stats, blocks=setting.layout)
+    return sgd_momentum(loss, w0, alphas, gammas, np.zeros(1), callback=callback,
+                        stats=stats, blocks=setting.layout)
 
 
 def final_loss(hypers, seed, setting):

@@ -61,7 +61,12 @@ class ExactMoment:
     """
 
     def __init__(self, size, decays, name, bits=exact.RADIX_BITS):
+        """decays: a Schedule, or None for a vector that is only added to (the weights)."""
         self.name, self.bits = name, bits
+        self.x = np.zeros(size, dtype=np.int64)
+        self.buffers = []
+        if decays is None:
+            return
         self.numerators = exact.gamma_numerators(decays.values)
         self.decays = Schedule(exact.represented_gammas(self.numerators), decays.sizes)
         bound = -np.log2(self.decays.values).sum(axis=0)    # bits per parameter or block
@@ -72,7 +77,6 @@ class ExactMoment:
             self.segments, bound = [slice(0, size)], [np.max(bound)]
         self.buffers = [exact.InfoBuffer(seg.stop - seg.start, bits_per_parameter)
                         for seg, bits_per_parameter in zip(self.segments, bound)]
-        self.x = np.zeros(size, dtype=np.int64)
 
     def _apply(self, t, operation):
         n = self.numerators[t]
@@ -123,7 +127,7 @@ class ExactPath:
         self.alphas = alphas
         self.v = ExactMoment(w0.size, gammas, "the velocity v")
         self.gammas = self.v.decays
-        self.w = ExactMoment(w0.size, Schedule(np.ones(len(alphas)), [w0.size]), "the weights w")
+        self.w = ExactMoment(w0.size, None, "the weights w")
         self.w0 = exact.to_fixed(w0, "w0")
         self.w.x[:] = self.w0
 

@@ -147,3 +147,12 @@ def test_library_unrolled_versions_agree_with_the_independent_references():
     args = problem(20, per_parameter=True)
     assert np.allclose(lib_adam(mlp_loss, *args), adam_unrolled(mlp_loss, *args), atol=1e-12)
     assert np.allclose(lib_rmsprop(mlp_loss, *args), rmsprop_unrolled(mlp_loss, *args), atol=1e-12)
+
+
+def test_weights_with_always_zero_gradient_get_finite_hypergradients():
+    """Pixels that are always 0 give s = m = 0; sqrt(s) must not turn that into NaN."""
+    def loss(w, theta, t):
+        return anp.sum((w[:2] - theta) ** 2)          # w[2:] never gets a gradient
+    d = grad(lambda a: anp.sum(adam(loss, np.ones(4), a, 0.9 * np.ones(5), 0.99 * np.ones(5),
+                                    1e-8, np.zeros(2)) ** 2))(0.01 * np.ones(5))
+    assert np.all(np.isfinite(d)) and np.any(d != 0)
