@@ -46,7 +46,8 @@ test: $(STAMP) ## Run the test suite (a few minutes on 2 cores)
 bench: $(STAMP) ## Time and memory of hypergradients: exact reversal vs alternatives
 	$(BIN)/python benchmarks/bench_sgd.py
 
-figures: $(STAMP) $(OUTPUTS) ## Run every notebook at SCALE (default paper) and write its figure
+figures: $(STAMP) $(OUTPUTS) ## Run every notebook at SCALE (default paper), then the claims ledger
+	$(BIN)/python -m reproducer.claims --figures $(FIGDIR) $(if $(filter paper,$(SCALE)),,--no-readme)
 	@echo "figures up to date in $(FIGDIR)/"
 
 define NOTEBOOK_RULE

@@ -1,0 +1,181 @@
+"""The reverse modes the memory comparison measures agree, and the claims ledger reports
+only what the figures' JSON holds and rewrites only its own README section."""
+import json
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import grad
+
+from reproducer import claims
+from reproducer.models import cross_entropy, init_weights, minibatch, mlp_layout, mlp_predict
+from reproducer.sgd import sgd_momentum, sgd_momentum_unrolled
+
+# --- every reverse mode gives the same hypergradient ------------------------------------
+
+LAYOUT = mlp_layout([6, 5, 3])
+RS = np.random.RandomState(0)
+INPUTS, TARGETS = RS.randn(40, 6), np.eye(3)[RS.randint(0, 3, 40)]
+T = 25
+
+
+def loss(w, theta, t):
+    idx = minibatch(t, len(INPUTS), 10)
+    return cross_entropy(mlp_predict(LAYOUT, w, INPUTS[idx]), TARGETS[idx]) \
+        + anp.exp(theta[0]) * anp.sum(w ** 2)
+
+
+def hypergradient(method):
+    """d validation loss / d (w0, alphas (T,), gammas (T,), theta (1,))."""
+    def meta_loss(w0, alphas, gammas, theta):
+        if method == "unrolled":
+            w_T = sgd_momentum_unrolled(loss, w0, alphas, gammas, theta)
+        else:
+            w_T = sgd_momentum(loss, w0, alphas, gammas, theta, method=method)
+        return cross_entropy(mlp_predict(LAYOUT, w_T, INPUTS), TARGETS)
+    args = (init_weights(LAYOUT, [-1.0] * 4, seed=1), np.linspace(0.2, 0.4, T),
+            np.linspace(0.5, 0.95, T), np.array([-4.0]))
+    return grad(meta_loss, argnum=[0, 1, 2, 3])(*args)
+
+
+@pytest.fixture(scope="module")
+def unrolled():
+    return hypergradient("unrolled")
+
+
+@pytest.mark.parametrize("method", ["exact", "stored", "checkpoint"])
+def test_every_reverse_mode_matches_autograd_through_the_loop(method, unrolled):
+    for ours, reference in zip(hypergradient(method), unrolled):
+        assert np.max(np.abs(ours - reference)) <= 1e-6 * np.max(np.abs(reference))
+
+
+def test_checkpointing_recomputes_the_stored_trajectory_exactly():
+    for a, b in zip(hypergradient("checkpoint"), hypergradient("stored")):
+        assert np.array_equal(a, b)
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+def write(folder, name, data):
+    (folder / f"{name}.json").write_text(json.dumps(data))
+
+
+def rows_by_key(folder):
+    return {row["key"]: row for row in claims.ledger(folder)}
+
+
+def test_no_figures_means_every_claim_is_not_yet_run(tmp_path):
+    rows = claims.ledger(tmp_path)
+    assert len(rows) == len(claims.CLAIMS)
+    assert all(r["status"] == "not yet run" and r["ours"] is None and r["ours_text"] == ""
+               for r in rows)
+
+
+def test_memory_claims_are_read_from_the_json(tmp_path):
+    write(tmp_path, "memory_comparison", {
+        "T": [10, 100], "gammas": [0.5, 0.9, 0.98], "bits_per_param_step": [1.0, 0.152, 0.04],
+        "stored_trajectory": {"bytes": [100, 1000], "seconds": [1.0, 2.0]},
+        "exact_reversal": {"bytes": [50, 60], "seconds": [1.0, 5.0]},
+        "plain_training": {"seconds": [0.5, 2.0]}, "problem": {"gamma": 0.9}, "scale": "paper"})
+    rows = rows_by_key(tmp_path)
+    assert rows["bits_gamma_0.9"]["ours"] == 0.152
+    assert rows["bits_gamma_0.9"]["status"] == "supports"
+    assert rows["memory_factor_gamma_0.9"]["ours"] == pytest.approx(32 / 0.152)
+    assert rows["memory_factor_gamma_0.9"]["status"] == "supports"
+    assert rows["bits_gamma_0.98"]["ours"] == 0.04                # 38% above 0.029
+    assert rows["bits_gamma_0.98"]["status"] == "does not support"
+    assert rows["memory_factor_gamma_0.98"]["ours"] == pytest.approx(800)
+    assert rows["memory_factor_gamma_0.98"]["status"] == "does not support"
+    assert rows["hypergradient_cost"]["ours"] == pytest.approx(2.25)  # median of 2 and 2.5
+    assert rows["hypergradient_cost"]["status"] == "supports"
+    assert rows["chaos_onset"]["status"] == "not yet run"
+
+
+def test_a_missing_key_is_not_measured_never_guessed(tmp_path):
+    write(tmp_path, "fig5_init_scales", {"learned_scales": {"layer2_weights": 0.1}})
+    write(tmp_path, "memory_comparison", {"gammas": [0.5], "bits_per_param_step": [1.0]})
+    rows = rows_by_key(tmp_path)
+    for key in ("init_scale_layer1", "bits_gamma_0.9", "memory_factor_gamma_0.98"):
+        assert rows[key]["status"] == "not measured" and rows[key]["ours"] is None
+        assert "lacks" in rows[key]["note"]
+
+
+def test_schedules_scales_and_omniglot(tmp_path):
+    write(tmp_path, "fig3_learning_curves", {
+        "meta_train_loss": [0.5, 0.3, 0.2], "final_test_error": 0.07,
+        "baseline_final_loss": 0.25, "baseline_step_size": 2.0, "scale": "quick"})
+    write(tmp_path, "fig5_init_scales", {"learned_scales": {"layer1_weights": 0.1}})
+    write(tmp_path, "fig9_omniglot_sharing", {
+        "separate": {"train_loss": 0.6, "test_loss": 1.3},
+        "tied": {"train_loss": [0.8, 1.0], "test_loss": 1.2},      # per task: the mean
+        "learned": {"train_loss": 0.62, "test_loss": 1.1}, "scale_note": "smaller networks"})
+    rows = rows_by_key(tmp_path)
+    assert rows["meta_learning_curve"]["ours"] == 0.2
+    assert rows["meta_learning_curve"]["status"] == "supports"
+    assert "quick-scale" in rows["meta_learning_curve"]["note"]
+    assert rows["baseline_step_size"]["ours"] == 2.0
+    assert rows["baseline_step_size"]["status"] == "supports"        # within 1.5x of 2.4
+    assert rows["init_scale_layer1"]["status"] == "does not support"  # 2.8 times 1/28
+    assert rows["omniglot_test_order"]["status"] == "supports"
+    assert rows["omniglot_train_order"]["status"] == "supports"
+    assert rows["omniglot_tied_train"]["ours"] == pytest.approx(0.9)
+    assert rows["omniglot_tied_train"]["status"] == "supports"
+    assert rows["omniglot_learned_test"]["ours"] == 1.1
+    assert rows["omniglot_learned_test"]["note"].endswith("Setting of this run: smaller networks.")
+
+
+def test_chaos_onset_by_hand():
+    log_alphas = np.round(np.arange(0.0, 3.05, 0.1), 1)            # 0.0, 0.1, ..., 3.0
+    h = -np.ones(len(log_alphas))
+    h[5] = 1.0                       # one lone sign change: the optimum, not chaos
+    h[6:] = 1.0
+    h[15::2] = -1.0                  # from 1.5 on, the sign flips at every grid point
+    assert claims.chaos_onset(log_alphas, h) == pytest.approx(1.45)
+    assert claims.chaos_onset(log_alphas, np.where(log_alphas < 0.5, -1.0, 1.0)) is None
+    h_nan = np.where(log_alphas < 2.0, -1.0, np.nan)               # diverged from 2.0 on
+    assert claims.chaos_onset(log_alphas, h_nan) == pytest.approx(1.95)
+
+
+# --- the README section -------------------------------------------------------------------
+
+README = f"# Title\n\nIntro | with a pipe.\n\n{claims.START}\nold table\n{claims.END}\n\nAfter.\n"
+
+
+def test_rewrite_touches_only_the_marked_section():
+    new = claims.rewrite_readme(README, "| new | table |")
+    before, after = README.split(claims.START)[0], README.split(claims.END)[1]
+    assert new == f"{before}{claims.START}\n| new | table |\n{claims.END}{after}"
+    assert claims.rewrite_readme(new, "| new | table |") == new      # idempotent
+
+
+def test_rewrite_without_markers_returns_none():
+    assert claims.rewrite_readme("# Title\n", "table") is None
+    assert claims.rewrite_readme(f"{claims.END}\n{claims.START}\n", "table") is None
+
+
+def test_main_writes_json_and_readme(tmp_path, capsys):
+    figures, readme = tmp_path / "figures", tmp_path / "README.md"
+    figures.mkdir()
+    readme.write_text(README)
+    claims.main(["--figures", str(figures), "--readme", str(readme)])
+    written = json.loads((figures / "claims.json").read_text())["claims"]
+    assert [r["key"] for r in written] == [c.key for c in claims.CLAIMS]
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nIntro | with a pipe.\n\n") and text.endswith("\n\nAfter.\n")
+    assert "not yet run" in text and "old table" not in text
+
+
+def test_main_without_markers_prints_the_table_and_leaves_the_readme(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n")
+    claims.main(["--figures", str(tmp_path), "--readme", str(readme)])
+    out = capsys.readouterr().out
+    assert "| Claim | Paper | Ours |" in out and claims.START in out
+    assert readme.read_text() == "# Title\n"
+
+
+def test_no_readme_leaves_the_readme_alone(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    claims.main(["--figures", str(tmp_path), "--readme", str(readme), "--no-readme"])
+    assert readme.read_text() == README and (tmp_path / "claims.json").exists()
