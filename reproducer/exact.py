@@ -126,6 +126,11 @@ class InfoBuffer:
     def is_empty(self):
         return bool(np.all(self.state == _LOW) and not self.depth.any())
 
+    def held_bits(self):
+        """(D,) bits of information each parameter's stack holds (spilled words plus what
+        its state has grown by since empty)."""
+        return 32.0 * self.depth + np.log2(self.state.astype(float)) - 32.0
+
     def spill(self, mask):
         """Move the low 32 bits of the masked states onto their word stacks."""
         idx = np.flatnonzero(mask)

@@ -106,3 +106,13 @@ def test_extreme_decays_and_values_round_trip(numerators, value):
 def test_popping_an_empty_buffer_is_a_reversal_error():
     with pytest.raises(exact.ReversalError, match="emptied before the reverse pass ended"):
         div_gamma(np.array([5, 7]), np.uint64(2 ** 31), InfoBuffer(2))
+
+
+def test_held_bits_track_the_information_bound():
+    n = exact.gamma_numerators([0.9])[0]
+    buffer, v = InfoBuffer(50), np.random.RandomState(7).randint(-2 ** 60, 2 ** 60, size=50)
+    for _ in range(500):
+        v = mul_gamma(v, n, buffer)
+    bound = 500 * np.log2(1 / 0.9)                      # 76 bits
+    assert np.mean(buffer.held_bits()) == pytest.approx(bound, rel=0.01)
+    assert np.all(np.abs(buffer.held_bits() - bound) < 8)   # each stack, up to rounding
