@@ -1,0 +1,123 @@
+"""Multitask networks for Omniglot (Figs. 8, 9): one MLP per task in one flat vector w.
+
+Block "layer{k}_weights" holds the weights of layer k of all tasks, shape (n_tasks, m, n),
+so a penalty that couples the tasks sees each layer as a matrix (n_tasks, m n). A tied
+layer is stored once, shape (1, m, n), and used by every task.
+"""
+import autograd.numpy as np
+
+from .data import one_hot
+from .models import Layout, init_weights
+from .sgd import sgd_momentum
+from .penalties import coupling_matrix, coupling_penalty, n_pairs
+
+
+def multitask_layout(layer_sizes, n_tasks, tied_layers=()):
+    """Layout of n_tasks MLPs with layer_sizes = [inputs, hidden..., outputs]; the layers
+    numbered in tied_layers (from 1) are shared by all tasks."""
+    shapes = []
+    for k, (m, n) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:]), start=1):
+        copies = 1 if k in tied_layers else n_tasks
+        shapes += [(f"layer{k}_weights", (copies, m, n)), (f"layer{k}_biases", (copies, n))]
+    return Layout(shapes)
+
+
+def predict(layout, w, inputs):
+    """Logits (n_tasks, N, outputs) of every task's tanh MLP on its own inputs
+    (n_tasks, N, inputs), as one batched matrix product per layer (a tied layer broadcasts)."""
+    h = inputs
+    for k in range(1, len(layout) // 2 + 1):
+        W, b = layout.get(w, f"layer{k}_weights"), layout.get(w, f"layer{k}_biases")
+        out = np.matmul(h, W) + b[:, None, :]
+        h = np.tanh(out)
+    return out
+
+
+def task_losses(layout, w, part):
+    """Mean cross-entropy per example of each task (n_tasks,). part: a `pad_tasks` triple
+    (inputs (n_tasks, N, 784), one-hot targets (n_tasks, N, outputs), weights (n_tasks, N)
+    = 1 / N_i on task i's N_i examples and 0 on padding)."""
+    inputs, targets, weights = part
+    logits = predict(layout, w, inputs)
+    top = np.max(logits, axis=2, keepdims=True)
+    log_p = logits - top - np.log(np.sum(np.exp(logits - top), axis=2, keepdims=True))
+    return -np.sum(weights * np.sum(log_p * targets, axis=2), axis=1)
+
+
+def pad_tasks(images, labels, n_outputs):
+    """Lists of per-task images (N_i, 784) and integer labels (N_i,) -> the padded triple
+    (inputs (n_tasks, N, 784), one-hot targets (n_tasks, N, n_outputs), weights (n_tasks, N))
+    with N = max N_i, so that all tasks go through one batched product."""
+    N = max(len(y) for y in labels)
+    inputs = np.zeros((len(images), N, images[0].shape[1]))
+    targets = np.zeros((len(images), N, n_outputs))
+    weights = np.zeros((len(images), N))
+    for i, (x, y) in enumerate(zip(images, labels)):
+        inputs[i, :len(y)], targets[i, :len(y)], weights[i, :len(y)] = x, one_hot(y, n_outputs), 1 / len(y)
+    return inputs, targets, weights
+
+
+def n_coupling_hypers(n_layers, n_tasks):
+    """Length of the hyperparameter vector of the coupling penalty: per layer, n_tasks log
+    diagonal entries and n (n - 1) / 2 log pair couplings."""
+    return n_layers * (n_tasks + n_pairs(n_tasks))
+
+
+def coupling_matrices(hypers, n_layers, n_tasks):
+    """hypers (n_layers (n + n (n - 1) / 2),) -> list of n_layers matrices A (n, n)."""
+    per_layer = np.reshape(hypers, (n_layers, -1))
+    return [coupling_matrix(h[:n_tasks], h[n_tasks:]) for h in per_layer]
+
+
+def initial_coupling_hypers(n_layers, n_tasks, log_l2, log_coupling):
+    """Every layer: the same L2 penalty exp(log_l2) on each task, and every pair of tasks
+    coupled by exp(log_coupling) (-inf: separate tasks)."""
+    row = np.concatenate([np.full(n_tasks, log_l2), np.full(n_pairs(n_tasks), log_coupling)])
+    return np.tile(row, n_layers)
+
+
+def total_penalty(layout, w, hypers, n_tasks):
+    """sum over layers k of the coupling penalty of the weights of layer k. A tied layer
+    stands for n_tasks identical copies W, whose penalty is sum_ij A_ij |W|^2."""
+    n_layers = len(layout) // 2
+    total = 0.0
+    for k, A in enumerate(coupling_matrices(hypers, n_layers, n_tasks), start=1):
+        W = layout.get(w, f"layer{k}_weights")
+        W = np.reshape(W, (W.shape[0], -1))
+        total = total + (coupling_penalty(W, A) if W.shape[0] == n_tasks
+                         else np.sum(A) * np.sum(W ** 2))
+    return total
+
+
+def split_tasks(tasks, n_valid_drawers, seed=0, n_outputs=55):
+    """Omniglot task dicts (data.omniglot_tasks) -> {"train", "valid", "test"}, each a
+    `pad_tasks` triple. Validation takes n_valid_drawers of the training drawers, the same
+    for every task, chosen by seed."""
+    drawers = np.unique(tasks[0]["train_drawers"])
+    valid = np.random.RandomState(seed).choice(drawers, n_valid_drawers, replace=False)
+    keep = {"train": lambda task: ~np.isin(task["train_drawers"], valid),
+            "valid": lambda task: np.isin(task["train_drawers"], valid)}
+    parts = {part: pad_tasks([task["train_images"][keep[part](task)] for task in tasks],
+                             [task["train_labels"][keep[part](task)] for task in tasks], n_outputs)
+             for part in keep}
+    parts["test"] = pad_tasks([task["test_images"] for task in tasks],
+                              [task["test_labels"] for task in tasks], n_outputs)
+    return parts
+
+
+def mean_loss(layout, w, part):
+    """Mean over tasks of each task's mean cross-entropy per example."""
+    return np.mean(task_losses(layout, w, part))
+
+
+def train(layout, hypers, part, seed, T, alpha, gamma, log_init_scale, n_tasks):
+    """w_T (D,): T full-batch steps of SGD with momentum on the sum of the tasks' losses
+    plus the coupling penalty of `hypers`, from init_weights(log_init_scale, seed).
+    A tied layer gets step alpha / n_tasks: it receives the sum of n_tasks gradients."""
+    def loss(w, theta, t):
+        return np.sum(task_losses(layout, w, part)) + total_penalty(layout, w, theta, n_tasks)
+    copies = np.array([layout.shapes[name][0] for name in layout.names])
+    alphas = np.tile(alpha * np.where(copies == 1, 1.0 / n_tasks, 1.0), (T, 1))
+    w0 = init_weights(layout, np.full(len(layout), log_init_scale), seed)
+    return sgd_momentum(loss, w0, alphas, np.full((T, len(layout)), gamma), hypers,
+                        blocks=layout)
