@@ -51,6 +51,9 @@ def _write_atomically(path, write):
     try:
         with open(tmp, "wb") as f:
             write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)      # temporary files are private; figures are not
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
