@@ -18,7 +18,8 @@ from autograd.extend import defvjp, primitive
 
 from . import exact
 from .sgd import (ExactMoment, Schedule, _block_sizes, _gradient, check_returned,
-                  reversible_primitive)
+                  check_schedule, check_w0, gradient_and_hvp, reversible_primitive,
+                  step_values)
 
 S_BITS = 56    # the second moment's radix: |s| < 64, in units of 2**-56 (~1.4e-17)
 
@@ -141,28 +142,18 @@ class _Run:
 
 
 def _check(rule, w0, alphas, decays, eps, theta, blocks):
-    w0 = np.asarray(w0, dtype=np.float64)
-    if w0.ndim != 1 or not np.all(np.isfinite(w0)):
-        raise ValueError(f"w0 must be a finite 1-D array of shape (D,), got shape {w0.shape}.")
+    w0 = check_w0(w0)
     sizes = _block_sizes(blocks, w0.size)
-    names = ["alphas"] + list(rule.arguments)
     T = len(np.asarray(alphas))
     schedules = {}
-    for name, values in zip(names, [alphas] + list(decays)):
-        values = np.asarray(values, dtype=np.float64)
-        if values.ndim not in (1, 2) or (values.ndim == 2 and values.shape[1] not in (w0.size, len(sizes))):
-            raise ValueError(f"{name} must have shape (T,), (T, D) = (T, {w0.size}) or, with "
-                             f"blocks, (T, K) = (T, {len(sizes)}); got {values.shape}.")
+    for name, values in zip(["alphas"] + list(rule.arguments), [alphas] + list(decays)):
+        values = check_schedule(name, values, w0.size, sizes, decay=name != "alphas")
         if len(values) != T:
             raise ValueError(f"{name} has {len(values)} steps but alphas has {T}; give one "
                              "value per step.")
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"{name} at step {np.argwhere(~np.isfinite(values))[0][0]} is not finite.")
-        if name != "alphas":
-            exact.gamma_numerators(values)     # names the step of a decay outside (0, 1]
-            if rule.bias_corrected and np.any(values[0] >= 1.0):
-                raise ValueError(f"{name} at step 0 must be below 1: Adam's bias correction "
-                                 f"divides by 1 - {name}[0].")
+        if name != "alphas" and rule.bias_corrected and np.any(values[0] >= 1.0):
+            raise ValueError(f"{name} at step 0 must be below 1: Adam's bias correction "
+                             f"divides by 1 - {name}[0].")
         schedules[name] = Schedule(values, sizes)
     eps = np.asarray(eps, dtype=np.float64)
     if eps.shape != () or not (np.isfinite(eps) and eps > 0):
@@ -198,10 +189,7 @@ def _reverse(rule, state, loss, d_w, want_theta):
     d_eps, d_theta = 0.0, np.zeros(theta.shape)
     for t in reversed(range(len(run.alphas))):
         w = run.undo_position(t)                                   # w_t
-        if want_theta:
-            hvp, g = make_vjp(lambda wt: grad_loss(wt[0], wt[1], t))((w, theta))
-        else:
-            hvp, g = make_vjp(lambda w_: grad_loss(w_, theta, t))(w)
+        g, hvp = gradient_and_hvp(grad_loss, w, theta, t, want_theta)
         run.undo_moments(t, g)                                     # moments at t
         h = run.hypers(t)
         step_vjp, _ = make_vjp(lambda args: _update(rule, args[0], args[1], args[2]))(
@@ -211,12 +199,10 @@ def _reverse(rule, state, loss, d_w, want_theta):
         for name, schedule in run.schedules.items():
             d[name][t] = schedule.collect(d_h[name])
         d_eps += float(np.sum(d_h["eps"]))
-        products = hvp(d_g)
+        hw, htheta = hvp(d_g)
+        d_w = d_w + hw
         if want_theta:
-            d_w = d_w + products[0]
-            d_theta = d_theta + products[1]
-        else:
-            d_w = d_w + products
+            d_theta = d_theta + htheta
     run.check_returned()
     if rule.bias_corrected:              # c_t = 1 - prod(decays[:t+1]) depends on every decay
         for _, decay, _ in rule.moments:
@@ -276,16 +262,11 @@ def rmsprop(loss, w0, alphas, gammas, rhos, eps, theta, callback=None, stats=Non
 def _unrolled(rule, loss, w0, alphas, decays, eps, theta, blocks=None):
     """The same steps in plain float64 autograd code (naive reverse mode when differentiated).
     Schedules as for adam/rmsprop; blocks expand (T, K) schedules per step."""
-    sizes = _block_sizes(blocks, np.size(w0))
-    block_of = np.repeat(np.arange(len(sizes)), sizes)
+    at = step_values(blocks, np.size(w0))
     schedules = dict(zip(("alphas",) + rule.arguments, (alphas,) + tuple(decays)))
     if rule.bias_corrected:
         for decay in rule.arguments:
             schedules["c_" + decay] = _bias_correction(schedules[decay])
-
-    def at(values, t):
-        per_block = np.ndim(values) == 2 and np.shape(values)[1] == len(sizes) < sum(sizes)
-        return values[t][block_of] if per_block else values[t]
 
     grad_loss = grad(loss)
     w, moments = w0, [np.zeros(np.size(w0)) for _ in rule.moments]

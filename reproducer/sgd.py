@@ -269,31 +269,42 @@ def _block_sizes(blocks, size):
     return sizes
 
 
-def _check_inputs(w0, alphas, gammas, theta, blocks=None):
-    """Arrays of the documented shapes, or an error that says what to pass instead."""
+def check_w0(w0):
+    """w0 as a finite float64 array of shape (D,), or an error that says what to pass."""
     w0 = np.asarray(w0, dtype=np.float64)
     if w0.ndim != 1:
         raise ValueError(f"w0 must be a 1-D array of shape (D,), got shape {w0.shape}; "
                          "flatten structured parameters (see reproducer.models).")
     if not np.all(np.isfinite(w0)):
         raise ValueError("w0 contains NaN or infinite values.")
+    return w0
+
+
+def check_schedule(name, values, size, sizes, decay=False):
+    """values as a float64 (T,), (T, D) or (T, K) array; step sizes must be finite and
+    decays in (0, 1] (the error names the step). sizes: the K block sizes."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim not in (1, 2) or (values.ndim == 2 and values.shape[1] not in (size, len(sizes))):
+        blocks_hint = f", or (T, K) = (T, {len(sizes)}) for the blocks" if len(sizes) > 1 else ""
+        raise ValueError(f"{name} must have shape (T,) or (T, D) = (T, {size})"
+                         f"{blocks_hint}; got {values.shape}.")
+    if decay:
+        exact.gamma_numerators(values)   # raises, naming the step, if not in (0, 1]
+    elif not np.all(np.isfinite(values)):
+        t = np.argwhere(~np.isfinite(values))[0][0]
+        raise ValueError(f"{name} at step {t} is not finite.")
+    return values
+
+
+def _check_inputs(w0, alphas, gammas, theta, blocks=None):
+    """Arrays of the documented shapes, or an error that says what to pass instead."""
+    w0 = check_w0(w0)
     sizes = _block_sizes(blocks, w0.size)
-    schedules = []
-    for name, s in (("alphas", alphas), ("gammas", gammas)):
-        s = np.asarray(s, dtype=np.float64)
-        if s.ndim not in (1, 2) or (s.ndim == 2 and s.shape[1] not in (w0.size, len(sizes))):
-            blocks_hint = f", or (T, K) = (T, {len(sizes)}) for the blocks" if blocks else ""
-            raise ValueError(f"{name} must have shape (T,) or (T, D) = (T, {w0.size})"
-                             f"{blocks_hint}; got {s.shape}.")
-        schedules.append(s)
-    alphas, gammas = schedules
+    alphas = check_schedule("alphas", alphas, w0.size, sizes)
+    gammas = check_schedule("gammas", gammas, w0.size, sizes, decay=True)
     if len(alphas) != len(gammas):
         raise ValueError(f"alphas has {len(alphas)} steps but gammas has {len(gammas)}; "
                          "give one step size and one decay per step.")
-    if not np.all(np.isfinite(alphas)):
-        t = np.argwhere(~np.isfinite(alphas))[0][0]
-        raise ValueError(f"alphas at step {t} is not finite.")
-    exact.gamma_numerators(gammas)   # raises, naming the step, if a decay is not in (0, 1]
     theta = np.asarray(theta, dtype=np.float64)
     return w0, Schedule(alphas, sizes), Schedule(gammas, sizes), theta
 
@@ -307,6 +318,16 @@ def _gradient(grad_loss, w, theta, t):
             "training diverged or the loss has a singularity there. Use smaller step sizes "
             "or a loss that is finite everywhere.")
     return g
+
+
+def gradient_and_hvp(grad_loss, w, theta, t, want_theta):
+    """g = grad_w L(w_t) and a function u -> (H u, d(grad_w L . u)/d theta or None): both
+    Hessian-vector products at once, by differentiating grad_w L . u (Pearlmutter 1994)."""
+    if want_theta:
+        vjp, g = make_vjp(lambda wt: grad_loss(wt[0], wt[1], t))((w, theta))
+        return g, vjp
+    vjp, g = make_vjp(lambda w_: grad_loss(w_, theta, t))(w)
+    return g, lambda u: (vjp(u), None)
 
 
 def _forward(loss, w0, alphas, gammas, theta, callback=None, stats=None, method="exact"):
@@ -336,23 +357,17 @@ def _reverse(path, v, loss, theta, d_w, want_theta):
     for t in reversed(range(len(alphas))):
         d_alphas[t] = alphas.collect(d_w * v)
         w = path.undo_position(t, v)                           # w_t
-        if want_theta:
-            hvp, g = make_vjp(lambda wt: grad_loss(wt[0], wt[1], t))((w, theta))
-        else:
-            hvp, g = make_vjp(lambda w_: grad_loss(w_, theta, t))(w)
+        g, hvp = gradient_and_hvp(grad_loss, w, theta, t, want_theta)
         v = path.undo_velocity(t, g)                           # v_t
         d_v += alphas.at(t) * d_w
         d_gammas[t] = gammas.collect(d_v * (v + g))
-        # Both Hessian-vector products at once: differentiate grad_w L . ((1 - gamma) d_v)
         gamma = gammas.at(t)
-        products = hvp((1.0 - gamma) * d_v)
+        hw, htheta = hvp((1.0 - gamma) * d_v)
+        d_w -= hw
         if want_theta:
-            d_w -= products[0]
-            d_theta -= products[1]
-        else:
-            d_w -= products
+            d_theta -= htheta
         d_v *= gamma
-        del hvp, products      # free this step's graph before the next one is built
+        del hvp, hw, htheta    # free this step's graph before the next one is built
     path.check_returned()
     return d_w, d_alphas, d_gammas, d_theta
 
@@ -440,13 +455,7 @@ def sgd_momentum_unrolled(loss, w0, alphas, gammas, theta, blocks=None):
     """The same T steps in plain float64 autograd code: the reference the exact VJP is
     tested against, and the naive reverse mode (autograd keeps every intermediate).
     Called on plain arrays it is plain float64 SGD. Shapes as for sgd_momentum."""
-    sizes = _block_sizes(blocks, np.size(w0))
-    block_of = np.repeat(np.arange(len(sizes)), sizes)     # block number of each parameter
-
-    def at(schedule, t):
-        per_block = np.ndim(schedule) == 2 and np.shape(schedule)[1] == len(sizes) < sum(sizes)
-        return schedule[t][block_of] if per_block else schedule[t]
-
+    at = step_values(blocks, np.size(w0))
     grad_loss = grad(loss)
     w, v = w0, np.zeros(np.shape(w0))
     for t in range(len(alphas)):
@@ -454,3 +463,15 @@ def sgd_momentum_unrolled(loss, w0, alphas, gammas, theta, blocks=None):
         v = gamma * v - (1.0 - gamma) * grad_loss(w, theta, t)
         w = w + at(alphas, t) * v
     return w
+
+
+def step_values(blocks, size):
+    """at(schedule, t): step t's values of a (T,), (T, D) or per-block (T, K) schedule,
+    by indexing, so that autograd differentiates through it (unrolled loops)."""
+    sizes = _block_sizes(blocks, size)
+    block_of = np.repeat(np.arange(len(sizes)), sizes)     # block number of each parameter
+
+    def at(schedule, t):
+        per_block = np.ndim(schedule) == 2 and np.shape(schedule)[1] == len(sizes) < sum(sizes)
+        return schedule[t][block_of] if per_block else schedule[t]
+    return at
