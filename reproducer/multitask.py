@@ -89,11 +89,16 @@ def total_penalty(layout, w, hypers, n_tasks):
     return total
 
 
-def split_tasks(tasks, n_valid_drawers, seed=0, n_outputs=55):
+def split_tasks(tasks, n_valid_drawers, seed=0, n_outputs=55, center=True):
     """Omniglot task dicts (data.omniglot_tasks) -> {"train", "valid", "test"}, each a
     `pad_tasks` triple. Validation takes n_valid_drawers of the training drawers, the same
-    for every task, chosen by seed."""
+    for every task, chosen by seed. center: subtract the mean training image (over the
+    training examples of all tasks) from every image, as the authors' code did; padding
+    rows stay zero."""
     drawers = np.unique(tasks[0]["train_drawers"])
+    if not 0 < n_valid_drawers < len(drawers):
+        raise ValueError(f"n_valid_drawers must be between 1 and {len(drawers) - 1} (the "
+                         f"tasks have {len(drawers)} training drawers), got {n_valid_drawers}.")
     valid = np.random.RandomState(seed).choice(drawers, n_valid_drawers, replace=False)
     keep = {"train": lambda task: ~np.isin(task["train_drawers"], valid),
             "valid": lambda task: np.isin(task["train_drawers"], valid)}
@@ -102,6 +107,11 @@ def split_tasks(tasks, n_valid_drawers, seed=0, n_outputs=55):
              for part in keep}
     parts["test"] = pad_tasks([task["test_images"] for task in tasks],
                               [task["test_labels"] for task in tasks], n_outputs)
+    if center:
+        inputs, _, weights = parts["train"]
+        mean = np.sum(inputs, axis=(0, 1)) / np.sum(weights > 0)
+        parts = {part: ((inputs - mean) * (weights > 0)[:, :, None], targets, weights)
+                 for part, (inputs, targets, weights) in parts.items()}
     return parts
 
 

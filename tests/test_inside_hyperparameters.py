@@ -12,8 +12,8 @@ from reproducer.augmentation import (augment, convolve, identity_preprocessing, 
                                      random_shifts, step_noise)
 from reproducer.models import cross_entropy, init_weights, minibatch, mlp_layout, mlp_predict
 from reproducer.multitask import (coupling_matrices, initial_coupling_hypers, mean_loss,
-                                  multitask_layout, pad_tasks, predict, task_losses,
-                                  total_penalty)
+                                  multitask_layout, pad_tasks, predict, split_tasks,
+                                  task_losses, total_penalty)
 from reproducer.penalties import (correlations, coupling_matrix, coupling_penalty, n_pairs,
                                   per_weight_l2)
 from reproducer.sgd import sgd_momentum_unrolled
@@ -202,3 +202,35 @@ def test_a_tied_layer_is_one_copy_and_its_penalty_counts_every_task():
     # three identical copies: the couplings cancel, 3 x 0.5 x (784 x 4) remains
     assert total_penalty(layout, w, hypers, 3) == pytest.approx(3 * 0.5 * 784 * 4)
     assert len(coupling_matrices(hypers, 2, 3)) == 2
+
+
+def _tasks(sizes, drawers=(1, 2, 3, 4)):
+    """Fake Omniglot task dicts: task i has sizes[i] characters, each drawn once by every
+    drawer, and one test image per character."""
+    tasks = []
+    for n in sizes:
+        labels = np.repeat(np.arange(n), len(drawers))
+        tasks.append(dict(train_images=RS.rand(len(labels), 784), train_labels=labels,
+                          train_drawers=np.tile(drawers, n),
+                          test_images=RS.rand(n, 784), test_labels=np.arange(n)))
+    return tasks
+
+
+def test_split_tasks_centres_on_the_mean_training_image_and_keeps_padding_zero():
+    tasks = _tasks([3, 5])
+    raw, centred = split_tasks(tasks, 1, n_outputs=5, center=False), split_tasks(tasks, 1, n_outputs=5)
+    inputs, _, weights = raw["train"]
+    real = weights > 0
+    mean = inputs[real].mean(axis=0)              # from the uncentred split
+    assert real.sum() == (3 + 5) * 3               # 3 of the 4 drawers train
+    for part in ("train", "valid", "test"):
+        x, y, w = centred[part]
+        np.testing.assert_allclose(x[w > 0], raw[part][0][w > 0] - mean)
+        assert np.all(x[w == 0] == 0)
+        np.testing.assert_array_equal(y, raw[part][1])
+    np.testing.assert_allclose(centred["train"][0][real].mean(axis=0), 0, atol=1e-12)
+
+
+def test_split_tasks_rejects_a_validation_set_that_leaves_no_training_drawers():
+    with pytest.raises(ValueError, match="n_valid_drawers must be between 1 and 3"):
+        split_tasks(_tasks([2]), 4, n_outputs=2)
