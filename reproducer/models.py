@@ -4,6 +4,9 @@ A `Layout` names the blocks of w ("layer1_weights", "layer1_biases", ...), so a 
 block (a per-layer step size, an initialization scale) expands to one per parameter.
 """
 import autograd.numpy as np
+import numpy as onp
+from autograd.core import SparseObject
+from autograd.extend import defjvp, defvjp, primitive, vspace
 
 
 class Layout:
@@ -28,7 +31,8 @@ class Layout:
 
     def get(self, w, name):
         """The block called name, reshaped: w (D,) -> array of its shape."""
-        return np.reshape(w[self.slices[name]], self.shapes[name])
+        where = self.slices[name]
+        return _take_block(w, where.start, where.stop, self.shapes[name])
 
     def unflatten(self, w):
         """w (D,) -> dict name -> block."""
@@ -42,6 +46,34 @@ class Layout:
             raise ValueError(f"expected {len(self.names)} values per row (one per block: "
                              f"{', '.join(self.names)}), got shape {np.shape(per_block)}.")
         return per_block[..., self.index]
+
+
+# Layout.get as a primitive of its own. Autograd's gradient of w[a:b] adds the block's
+# gradient into the accumulated gradient with np.add.at, several times slower than a slice
+# +=; this saves ~10% of a reverse step (gradient + Hessian-vector product) of the
+# 4-million-weight Omniglot networks. Bit-identical results (tests/test_models.py).
+
+@primitive
+def _take_block(w, start, stop, shape):
+    return onp.reshape(w[start:stop], shape)
+
+
+@primitive
+def _untake_block(g, start, stop, vs):
+    """The gradient of _take_block: g placed at [start, stop) of a vector of vspace vs, as
+    a sparse object that autograd adds in place into the gradient it is accumulating."""
+    def add_into(accumulated):
+        accumulated[start:stop] += onp.ravel(g)
+        return accumulated
+    return SparseObject(vs, add_into)
+
+
+defvjp(_take_block, lambda ans, w, start, stop, shape:
+       lambda g: _untake_block(g, start, stop, vspace(w)))
+defvjp(_untake_block, lambda ans, g, start, stop, vs:
+       lambda h: np.reshape(h[start:stop], np.shape(g)))
+defjvp(_take_block, lambda dw, ans, w, start, stop, shape: _take_block(dw, start, stop, shape))
+defjvp(_untake_block, lambda dg, ans, g, start, stop, vs: _untake_block(dg, start, stop, vs))
 
 
 def mlp_layout(layer_sizes):

@@ -2,6 +2,7 @@
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from autograd import grad, hessian
 from autograd.test_util import check_grads
 
 from reproducer.models import (cross_entropy, error_rate, init_weights, log_softmax,
@@ -20,6 +21,23 @@ def test_layout_names_sizes_and_expansion():
     assert np.array_equal(per_param[0, 12:15], [2.0, 2.0, 2.0])
     with pytest.raises(ValueError, match="expected 4 values per row"):
         layout.expand([1.0, 2.0])
+
+
+def test_layout_get_has_the_derivatives_of_plain_slicing():
+    layout = mlp_layout([4, 3, 2])
+    w = np.random.RandomState(0).randn(layout.size)
+
+    def f(get):                  # uses one block twice and skips layer1_biases
+        def loss(w):
+            W1, W2 = get(w, "layer1_weights"), get(w, "layer2_weights")
+            b2 = get(w, "layer2_biases")
+            return anp.sum(anp.tanh(anp.dot(anp.tanh(W1), W2) + b2) ** 2) + anp.sum(W1 ** 3)
+        return loss
+
+    plain = lambda w, name: anp.reshape(w[layout.slices[name]], layout.shapes[name])
+    for derivative in (lambda g: g, grad, hessian):
+        np.testing.assert_array_equal(derivative(f(layout.get))(w), derivative(f(plain))(w))
+    check_grads(f(layout.get), modes=["rev", "fwd"], order=2)(w)
 
 
 def test_mlp_matches_a_hand_written_forward_pass():
