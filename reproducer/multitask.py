@@ -76,6 +76,14 @@ def initial_coupling_hypers(n_layers, n_tasks, log_l2, log_coupling):
     return np.tile(row, n_layers)
 
 
+def without_couplings(hypers, n_layers, n_tasks):
+    """The same L2 strengths with every pair coupling removed (exp(-inf) = 0): separate
+    networks that keep what the hyperparameters learned about each task's L2."""
+    per_layer = np.array(np.reshape(hypers, (n_layers, -1)), dtype=float)
+    per_layer[:, n_tasks:] = -np.inf
+    return per_layer.ravel()
+
+
 def total_penalty(layout, w, hypers, n_tasks):
     """sum over layers k of the coupling penalty of the weights of layer k. A tied layer
     stands for n_tasks identical copies W, whose penalty is sum_ij A_ij |W|^2."""
@@ -108,8 +116,8 @@ def split_tasks(tasks, n_valid_drawers, seed=0, n_outputs=55, center=True):
     parts["test"] = pad_tasks([task["test_images"] for task in tasks],
                               [task["test_labels"] for task in tasks], n_outputs)
     if center:
-        inputs, _, weights = parts["train"]
-        mean = np.sum(inputs, axis=(0, 1)) / np.sum(weights > 0)
+        train_inputs, _, train_weights = parts["train"]      # padding rows are zero
+        mean = np.sum(train_inputs, axis=(0, 1)) / np.sum(train_weights > 0)
         parts = {part: ((inputs - mean) * (weights > 0)[:, :, None], targets, weights)
                  for part, (inputs, targets, weights) in parts.items()}
     return parts

@@ -13,7 +13,7 @@ from reproducer.augmentation import (augment, convolve, identity_preprocessing, 
 from reproducer.models import cross_entropy, init_weights, minibatch, mlp_layout, mlp_predict
 from reproducer.multitask import (coupling_matrices, initial_coupling_hypers, mean_loss,
                                   multitask_layout, pad_tasks, predict, split_tasks,
-                                  task_losses, total_penalty)
+                                  task_losses, total_penalty, without_couplings)
 from reproducer.penalties import (correlations, coupling_matrix, coupling_penalty, n_pairs,
                                   per_weight_l2)
 from reproducer.sgd import sgd_momentum_unrolled
@@ -202,6 +202,15 @@ def test_a_tied_layer_is_one_copy_and_its_penalty_counts_every_task():
     # three identical copies: the couplings cancel, 3 x 0.5 x (784 x 4) remains
     assert total_penalty(layout, w, hypers, 3) == pytest.approx(3 * 0.5 * 784 * 4)
     assert len(coupling_matrices(hypers, 2, 3)) == 2
+
+
+def test_without_couplings_keeps_the_l2_strengths_and_separates_the_tasks():
+    hypers = initial_coupling_hypers(2, 3, np.log(0.5), 0.0)
+    hypers[0] = np.log(2.0)                            # task 1's L2 in layer 1
+    A = coupling_matrices(without_couplings(hypers, 2, 3), 2, 3)
+    np.testing.assert_array_equal(A[0], np.diag([2.0, 0.5, 0.5]))
+    np.testing.assert_array_equal(A[1], np.diag([0.5, 0.5, 0.5]))
+    assert hypers[3] == 0.0                            # the input is left as it was
 
 
 def _tasks(sizes, drawers=(1, 2, 3, 4)):

@@ -27,11 +27,12 @@ def test_layout_get_has_the_derivatives_of_plain_slicing():
     layout = mlp_layout([4, 3, 2])
     w = np.random.RandomState(0).randn(layout.size)
 
-    def f(get):                  # uses one block twice and skips layer1_biases
+    def f(get):                  # takes one block twice and skips layer1_biases
         def loss(w):
             W1, W2 = get(w, "layer1_weights"), get(w, "layer2_weights")
             b2 = get(w, "layer2_biases")
-            return anp.sum(anp.tanh(anp.dot(anp.tanh(W1), W2) + b2) ** 2) + anp.sum(W1 ** 3)
+            return (anp.sum(anp.tanh(anp.dot(anp.tanh(W1), W2) + b2) ** 2)
+                    + anp.sum(get(w, "layer1_weights") ** 3))
         return loss
 
     plain = lambda w, name: anp.reshape(w[layout.slices[name]], layout.shapes[name])
