@@ -278,16 +278,39 @@ def split_indices(n_official_train, n_official_test, n_train, n_valid, n_test, s
     return train_valid[:n_train], train_valid[n_train:], test
 
 
-def mnist_splits(n_train=10000, n_valid=10000, n_test=10000, seed=0, download=True):
+def mnist_splits(n_train=10000, n_valid=10000, n_test=10000, seed=0, download=True,
+                 order="random", center=False):
     """{'train', 'valid', 'test'} -> Dataset(images (n, 784) float64, labels (n,) int64).
 
-    Train and valid are disjoint random subsets of the official training set, test a random
-    subset of the official test set; the same seed gives the same subsets."""
+    order="random": train and valid are disjoint random subsets of the official training set,
+    test a random subset of the official test set; the same seed gives the same subsets.
+    order="authors": the authors' split (HIPS/hypergrad, data.load_data_subset): consecutive
+    slices of the official training images followed by the official test images, so with
+    n_train + n_valid + n_test <= 60000 all three come from the official training set
+    (train = images 0..n_train-1, valid the next n_valid, test the next n_test); seed unused.
+    center: subtract the mean image of the 60,000 official training images from every image,
+    as the authors' loader does (normalize=True)."""
+    if order not in ("random", "authors"):
+        raise ValueError(f'order must be "random" or "authors", got {order!r}')
     train_x, train_y, test_x, test_y = load_mnist(download)
-    i_train, i_valid, i_test = split_indices(len(train_y), len(test_y), n_train, n_valid, n_test, seed)
-    return {'train': Dataset(train_x[i_train], train_y[i_train]),
-            'valid': Dataset(train_x[i_valid], train_y[i_valid]),
-            'test': Dataset(test_x[i_test], test_y[i_test])}
+    if center:
+        mean = train_x.mean(axis=0)
+        train_x, test_x = train_x - mean, test_x - mean
+    if order == "random":
+        i_train, i_valid, i_test = split_indices(len(train_y), len(test_y), n_train, n_valid, n_test, seed)
+        return {'train': Dataset(train_x[i_train], train_y[i_train]),
+                'valid': Dataset(train_x[i_valid], train_y[i_valid]),
+                'test': Dataset(test_x[i_test], test_y[i_test])}
+    sizes = dict(n_train=n_train, n_valid=n_valid, n_test=n_test)
+    if any(int(n) != n or n < 0 for n in sizes.values()):
+        raise ValueError(f'split sizes must be non-negative integers, got {sizes}')
+    all_x, all_y = np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
+    if n_train + n_valid + n_test > len(all_y):
+        raise ValueError(f'n_train + n_valid + n_test = {n_train + n_valid + n_test} exceeds the '
+                         f'{len(all_y)} official images')
+    ends = np.cumsum([n_train, n_valid, n_test])
+    return {name: Dataset(all_x[end - n:end], all_y[end - n:end])
+            for name, n, end in zip(('train', 'valid', 'test'), (n_train, n_valid, n_test), ends)}
 
 
 # --- Omniglot --------------------------------------------------------------------------

@@ -4,7 +4,45 @@ from autograd import value_and_grad
 from autograd.misc import optimizers
 from tqdm.auto import tqdm
 
-OPTIMIZERS = {"adam": optimizers.adam, "sgd": optimizers.sgd}
+
+
+def hypergrad_adam(grad, x, callback=None, num_iters=100, step_size=0.1,
+                   b1=0.1, b2=0.01, eps=1e-4, lam=1e-4):
+    """The meta-optimizer the authors called `adam` (HIPS/hypergrad, hypergrad/optimizers.py).
+
+    Not textbook Adam: b1 and b2 are one minus the decays (0.1, 0.01 mean 0.9, 0.99), the
+    first moment's weight on the new gradient is b1_i = 1 - (1 - b1) lam^i, so from the second
+    iteration on (lam = 1e-4) m is almost exactly the latest gradient (no momentum), while the
+    bias correction still divides m by 1 - (1 - b1)^(i+1) (5.3x at i = 1), and eps = 1e-4.
+    grad(x, i) -> gradient; callback(x, i, g) sees x before iteration i's update."""
+    x = np.array(x, dtype=float)
+    m, v = np.zeros(len(x)), np.zeros(len(x))
+    for i in range(num_iters):
+        b1_i = 1 - (1 - b1) * lam ** i
+        g = grad(x, i)
+        if callback:
+            callback(x, i, g)
+        m = b1_i * g + (1 - b1_i) * m
+        v = b2 * g ** 2 + (1 - b2) * v
+        m_hat = m / (1 - (1 - b1) ** (i + 1))
+        v_hat = v / (1 - (1 - b2) ** (i + 1))
+        x = x - step_size * m_hat / (np.sqrt(v_hat) + eps)
+    return x
+
+
+def gradient_descent(grad, x, callback=None, num_iters=100, step_size=0.1):
+    """Plain gradient descent x <- x - step_size g, with the same calling convention."""
+    x = np.array(x, dtype=float)
+    for i in range(num_iters):
+        g = grad(x, i)
+        if callback:
+            callback(x, i, g)
+        x = x - step_size * g
+    return x
+
+
+OPTIMIZERS = {"adam": optimizers.adam, "sgd": optimizers.sgd,
+              "hypergrad_adam": hypergrad_adam, "gradient_descent": gradient_descent}
 
 
 class _Stop(Exception):
@@ -18,7 +56,8 @@ def meta_optimize(objective, hypers0, num_iters, step_size, method="adam", seed=
 
     objective: scalar autograd function of a 1-D hyperparameter array and an integer seed;
     meta-iteration i calls it with seed + i (new initialization and minibatches each time).
-    method: "adam" or "sgd" (autograd.misc.optimizers; extra keywords go to it, e.g. mass).
+    method: "adam" or "sgd" (autograd.misc.optimizers; extra keywords go to it, e.g. mass),
+    "hypergrad_adam" (the authors' meta-optimizer, see hypergrad_adam) or "gradient_descent".
     stop_when_grad_grows: stop once the meta-gradient norm has stayed above its smallest
     value so far for `patience` iterations in a row (the paper stopped such runs by hand).
     Returns (hypers, record): the final hyperparameters and a dict of lists, one entry per

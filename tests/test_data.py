@@ -288,6 +288,27 @@ def test_mnist_splits_on_tiny_files(tiny_mnist):
         data.mnist_splits(n_train=30, n_valid=11, n_test=10, download=False)
 
 
+
+def test_mnist_authors_order_and_centring_on_tiny_files(tiny_mnist):
+    raw = data.load_mnist(download=False)
+    n_off = len(raw[1])
+    splits = data.mnist_splits(n_train=5, n_valid=4, n_test=n_off - 9 + 3, order="authors",
+                               download=False)
+    row = lambda d: np.round(d.images[:, 0] * 255).astype(int)
+    # consecutive slices of the official training images, then the official test images
+    np.testing.assert_array_equal(splits['train'].images, raw[0][:5])
+    np.testing.assert_array_equal(splits['valid'].labels, raw[1][5:9])
+    np.testing.assert_array_equal(splits['test'].images[-3:], raw[2][:3])
+    centred = data.mnist_splits(n_train=5, n_valid=4, n_test=1, order="authors", center=True,
+                                download=False)
+    mean = raw[0].mean(axis=0)
+    np.testing.assert_allclose(centred['valid'].images, raw[0][5:9] - mean)
+    with pytest.raises(ValueError, match='exceeds'):
+        data.mnist_splits(n_train=n_off, n_valid=len(raw[3]) + 1, n_test=0, order="authors",
+                          download=False)
+    with pytest.raises(ValueError, match='order must be'):
+        data.mnist_splits(order="sorted", download=False)
+
 # --- Omniglot from tiny hand-made zips ---------------------------------------------------
 
 # (zip, alphabet, NN, char_id): the official numbering does not follow alphabet names.
