@@ -1,10 +1,13 @@
 """Exactly reversible Adam and RMSprop: the paper's closing suggestion, carried out.
 
-Each moment (Adam's m and s, RMSprop's s and v) is a fixed-point vector that decays by its
-own schedule into its own information buffer (`sgd.ExactMoment`); the second moment uses a
-finer radix so that small squared gradients keep their digits. The weights change by a
-step computed from the *new* moments only, so going backwards the weight step is undone
-first, then the gradient at w_t is recomputed and each moment is restored exactly.
+Each moment (Adam's m and s, RMSprop's s and v) decays by its own schedule into its own
+information buffer, as SGD's velocity does, but is held in floating point: an int64
+significand times 2**e, with one exponent e per parameter (`FloatingMoment`). A fixed radix
+cannot hold both a squared gradient of 1e-27 and one of 1e6 to relative precision; with
+its own exponent each parameter keeps 40 to 60 significant bits, whatever its scale. The
+weights change by a step computed from the *new* moments only, so going backwards the
+weight step is undone first, then the gradient at w_t is recomputed and each moment is
+restored exactly.
 
 The VJP of one step is taken by autograd on the plain float update (`_update`), which
 differentiates through the Hessian-vector product as well; the reverse loop carries the
@@ -17,11 +20,98 @@ from autograd.builtins import list as traced_list, tuple as traced_tuple
 from autograd.extend import defvjp, primitive
 
 from . import exact
-from .sgd import (ExactMoment, Schedule, _block_sizes, _gradient, check_returned,
-                  check_schedule, check_w0, gradient_and_hvp, reversible_primitive,
-                  step_values)
+from .sgd import (NOT_DETERMINISTIC, ExactMoment, Schedule, _block_sizes, _gradient,
+                  check_returned, check_schedule, check_w0, gradient_and_hvp,
+                  reversible_primitive, step_values)
+from .exact import ReversalError
 
-S_BITS = 56    # the second moment's radix: |s| < 64, in units of 2**-56 (~1.4e-17)
+
+class FloatingMoment(ExactMoment):
+    """A decaying moment held as x * 2**e: int64 significands x, one exponent e per parameter.
+
+    Adding an increment rounds it to the parameter's unit 2**e, so each parameter keeps
+    PRECISION bits of its increments whatever their scale. The exponent changes only when
+    it must: when a value or increment would reach 2**LIMIT units (overflow), or when the
+    increments have shrunk so much that a unit at least SLACK bits finer is wanted. Such a
+    change is rare and not undoable from the new state, so the replaced (e, x) are logged
+    by step; the decay itself is exact as for SGD's velocity (mul_gamma into a buffer).
+    """
+    PRECISION = 52    # an increment that sets the unit is resolved to 52 bits, as in float64
+    HEADROOM = 58     # after a change of unit, |value| < 2**58 units
+    LIMIT = 60        # |x| and |increment| stay below 2**60 units: their sum never wraps
+    SLACK = 8         # change to a finer unit only if it gains 8 bits (hysteresis)
+    UNSET = 1100      # the exponent of a moment that has seen no increment (x = 0)
+
+    def __init__(self, size, decays, name):
+        super().__init__(size, decays, name)
+        self.e = np.full(size, self.UNSET, dtype=np.int16)
+        self.log = {}      # step -> (indices, exponents, significands) replaced at that step
+
+    def value(self):
+        with np.errstate(over="ignore"):    # inf only on a reverse pass gone wrong, caught later
+            return np.ldexp(self.x.astype(np.float64), self.e)
+
+    def _units(self, delta):
+        return np.rint(np.ldexp(delta, -self.e.astype(np.int32))).astype(np.int64)
+
+    def _wanted_exponents(self, value, delta):
+        """The exponent each parameter wants: its increment to PRECISION bits, but every
+        value and increment below 2**HEADROOM units."""
+        _, e_delta = np.frexp(delta)                          # |delta| < 2**e_delta
+        _, e_big = np.frexp(np.maximum(np.abs(value), np.abs(delta)))
+        return np.maximum(np.where(delta != 0, e_delta - self.PRECISION, -2 ** 14),
+                          e_big - self.HEADROOM), e_big
+
+    def add(self, delta, t):
+        """x <- x + delta, first changing the exponents that must change; returns floats."""
+        delta = np.broadcast_to(np.asarray(delta, dtype=np.float64), self.x.shape)
+        if not np.all(np.isfinite(delta)):
+            raise exact.FixedPointRangeError(
+                f"the step of {self.name} at step {t} is not finite "
+                f"({np.count_nonzero(~np.isfinite(delta))} entries): the gradients are too "
+                "large for float64 arithmetic. Scale the loss down.")
+        value = self.value()
+        want, e_big = self._wanted_exponents(value, delta)
+        if t == 0:           # every x is 0: choose the exponents, nothing to remember
+            self.e[:] = np.where(delta != 0, want, self.UNSET)
+        else:
+            e = self.e.astype(np.int32)
+            overflow = (value != 0) | (delta != 0)
+            overflow &= e_big - e > self.LIMIT
+            coarse = (delta != 0) & (want <= e - self.SLACK)
+            idx = np.flatnonzero(overflow | coarse)
+            if idx.size:
+                self.log[t] = (idx.astype(np.int32), self.e[idx], self.x[idx])
+                self.x[idx] = self._rescaled(self.x[idx], e[idx], want[idx])
+                self.e[idx] = want[idx]
+        self.x += self._units(delta)
+        return self.value()
+
+    @staticmethod
+    def _rescaled(x, e_old, e_new):
+        return np.rint(np.ldexp(x.astype(np.float64), e_old - e_new)).astype(np.int64)
+
+    def subtract(self, delta, t):
+        """The exact inverse of add(delta, t)."""
+        self.x -= self._units(np.broadcast_to(np.asarray(delta, dtype=np.float64), self.x.shape))
+        if t in self.log:
+            idx, e, x = self.log.pop(t)
+            if not np.array_equal(self.x[idx], self._rescaled(x, e.astype(np.int32),
+                                                               self.e[idx].astype(np.int32))):
+                raise ReversalError(f"{self.name} at step {t} is not what the forward pass "
+                                    f"left there. {NOT_DETERMINISTIC}")
+            self.x[idx], self.e[idx] = x, e
+        if t == 0:
+            self.e[:] = self.UNSET
+        return self.value()
+
+    def is_empty(self):
+        return super().is_empty() and not self.log
+
+    @property
+    def nbytes(self):
+        logged = sum(a.nbytes for entry in self.log.values() for a in entry)
+        return super().nbytes + self.e.nbytes + logged
 
 
 @primitive
@@ -38,7 +128,7 @@ class Adam:
     """m <- b1 m + (1 - b1) g;  s <- b2 s + (1 - b2) g^2;
     w <- w - alpha (m / c1) / (sqrt(s / c2) + eps), with c = 1 - prod of the decays so far."""
     name = "adam"
-    moments = (("m", "beta1s", exact.RADIX_BITS), ("s", "beta2s", S_BITS))
+    moments = (("m", "beta1s"), ("s", "beta2s"))
     arguments = ("beta1s", "beta2s")        # the decays in the order the function takes them
     bias_corrected = True
 
@@ -57,7 +147,7 @@ class RMSprop:
     w <- w + alpha v. Momentum is needed: without it the step depends on the gradient at
     the very point the reverse pass is trying to recover, and cannot be undone exactly."""
     name = "rmsprop"
-    moments = (("s", "rhos", S_BITS), ("v", "gammas", exact.RADIX_BITS))
+    moments = (("s", "rhos"), ("v", "gammas"))
     arguments = ("gammas", "rhos")
     bias_corrected = False
 
@@ -75,7 +165,7 @@ class RMSprop:
 def _update(rule, old, g, h):
     """One step in plain floats: old moments, gradient, hyperparameters -> (new, u)."""
     new = []
-    for k, (_, decay, _) in enumerate(rule.moments):
+    for k, (_, decay) in enumerate(rule.moments):
         new.append(h[decay] * old[k] + rule.increment(k, g, new, h))
     return traced_tuple((traced_list(new), rule.step(new, h)))   # containers autograd traces
 
@@ -88,14 +178,13 @@ def _bias_correction(decays):
 class _Run:
     """The exact state of one training run: weights, moments and their schedules."""
 
-    def __init__(self, rule, w0, schedules, eps, s_bits):
+    def __init__(self, rule, w0, schedules, eps):
         self.rule, self.eps = rule, eps
         self.alphas = schedules["alphas"]
-        self.moments = [ExactMoment(w0.size, schedules[decay], name,
-                                    s_bits if bits == S_BITS else bits)
-                        for name, decay, bits in rule.moments]
+        self.moments = [FloatingMoment(w0.size, schedules[decay], f"the moment {name}")
+                        for name, decay in rule.moments]
         self.schedules = {"alphas": self.alphas}
-        for (_, decay, _), moment in zip(rule.moments, self.moments):
+        for (_, decay), moment in zip(rule.moments, self.moments):
             self.schedules[decay] = moment.decays        # as represented exactly
             if rule.bias_corrected:
                 self.schedules["c_" + decay] = Schedule(
@@ -125,12 +214,12 @@ class _Run:
     def undo_moments(self, t, g):
         h, new = self.hypers(t), self.values()
         for k in reversed(range(len(self.moments))):
-            self.moments[k].subtract(self.rule.increment(k, g, new[:k], h))
+            self.moments[k].subtract(self.rule.increment(k, g, new[:k], h), t)
             self.moments[k].undecay(t)
 
     def check_returned(self):
         check_returned([("weights", self.w.x, self.w0)] +
-                       [(name, m.x, 0) for (name, _, _), m in zip(self.rule.moments, self.moments)],
+                       [(name, m.x, 0) for (name, _), m in zip(self.rule.moments, self.moments)],
                        self.moments)
 
     @property
@@ -161,16 +250,16 @@ def _check(rule, w0, alphas, decays, eps, theta, blocks):
     return w0, schedules, float(eps), np.asarray(theta, dtype=np.float64)
 
 
-def _forward(rule, loss, w0, alphas, decays, eps, theta, callback, stats, blocks, s_bits,
+def _forward(rule, loss, w0, alphas, decays, eps, theta, callback, stats, blocks,
              replay=False):
     w0, schedules, eps, theta = _check(rule, w0, alphas, decays, eps, theta, blocks)
-    run = _Run(rule, w0, schedules, eps, s_bits)
+    run = _Run(rule, w0, schedules, eps)
     grad_loss = grad(loss)
     w = run.w.value()
     for t in range(len(run.alphas)):
         g = _gradient(grad_loss, w, theta, t)
         if callback is not None and not replay:
-            callback(w, dict(zip([name for name, _, _ in rule.moments], run.values())), g, t)
+            callback(w, dict(zip([name for name, _ in rule.moments], run.values())), g, t)
         w = run.step(t, g)
     if stats is not None and not replay:
         stats["buffer_bytes"] = run.nbytes
@@ -205,7 +294,7 @@ def _reverse(rule, state, loss, d_w, want_theta):
             d_theta = d_theta + htheta
     run.check_returned()
     if rule.bias_corrected:              # c_t = 1 - prod(decays[:t+1]) depends on every decay
-        for _, decay, _ in rule.moments:
+        for _, decay in rule.moments:
             correction_vjp, _ = make_vjp(_bias_correction)(run.schedules[decay].values)
             d[decay] = d[decay] + correction_vjp(d["c_" + decay])
     decays = [d[decay] for decay in rule.arguments]
@@ -214,9 +303,9 @@ def _reverse(rule, state, loss, d_w, want_theta):
 
 def _primitive(rule):
     def forward(loss, w0, alphas, decay_a, decay_b, eps, theta, callback, stats, blocks,
-                s_bits, replay=False):
+                replay=False):
         return _forward(rule, loss, w0, alphas, (decay_a, decay_b), eps, theta, callback,
-                        stats, blocks, s_bits, replay)
+                        stats, blocks, replay)
 
     def reverse(state, args, d_w, argnums):
         d_w0, d_alphas, (d_a, d_b), d_eps, d_theta = _reverse(rule, state, args[0], d_w,
@@ -230,7 +319,7 @@ _adam, _rmsprop = _primitive(Adam), _primitive(RMSprop)
 
 
 def adam(loss, w0, alphas, beta1s, beta2s, eps, theta, callback=None, stats=None,
-         blocks=None, s_bits=S_BITS):
+         blocks=None):
     """w_T after T = len(alphas) steps of Adam with bias correction, exactly reversible.
 
         m <- b1 m + (1 - b1) g;   s <- b2 s + (1 - b2) g^2
@@ -240,14 +329,13 @@ def adam(loss, w0, alphas, beta1s, beta2s, eps, theta, callback=None, stats=None
     (T, D), or (T, K) with blocks (see sgd_momentum); eps: a positive number.
     callback(w, moments, g, t) with moments = {"m": ..., "s": ...}; stats as for
     sgd_momentum (the bound is log2(1/b1) + log2(1/b2) bits per parameter and step).
-    s_bits: radix of the second moment (|s| < 2**(62 - s_bits)).
     Differentiable by autograd w.r.t. w0, alphas, beta1s, beta2s, eps and theta.
     """
-    return _adam(loss, w0, alphas, beta1s, beta2s, eps, theta, callback, stats, blocks, s_bits)
+    return _adam(loss, w0, alphas, beta1s, beta2s, eps, theta, callback, stats, blocks)
 
 
 def rmsprop(loss, w0, alphas, gammas, rhos, eps, theta, callback=None, stats=None,
-            blocks=None, s_bits=S_BITS):
+            blocks=None):
     """w_T after T steps of RMSprop with momentum, exactly reversible.
 
         s <- rho s + (1 - rho) g^2;   v <- gamma v - (1 - gamma) g / (sqrt(s) + eps)
@@ -256,7 +344,7 @@ def rmsprop(loss, w0, alphas, gammas, rhos, eps, theta, callback=None, stats=Non
     gammas (momentum) and rhos (squared-gradient decay): (T,), (T, D) or (T, K); the rest
     as for adam. Differentiable w.r.t. w0, alphas, gammas, rhos, eps and theta.
     """
-    return _rmsprop(loss, w0, alphas, gammas, rhos, eps, theta, callback, stats, blocks, s_bits)
+    return _rmsprop(loss, w0, alphas, gammas, rhos, eps, theta, callback, stats, blocks)
 
 
 def _unrolled(rule, loss, w0, alphas, decays, eps, theta, blocks=None):
