@@ -21,8 +21,8 @@ from autograd.extend import defvjp, primitive
 
 from . import exact
 from .sgd import (NOT_DETERMINISTIC, ExactMoment, Schedule, _block_sizes, _gradient,
-                  check_returned, check_schedule, check_w0, gradient_and_hvp,
-                  reversible_primitive, step_values)
+                  check_returned, check_schedule, check_theta, check_w0, gradient_and_hvp,
+                  read_only, reversible_primitive, step_values)
 from .exact import ReversalError
 
 
@@ -240,14 +240,14 @@ def _check(rule, w0, alphas, decays, eps, theta, blocks):
         if len(values) != T:
             raise ValueError(f"{name} has {len(values)} steps but alphas has {T}; give one "
                              "value per step.")
-        if name != "alphas" and rule.bias_corrected and np.any(values[0] >= 1.0):
+        if name != "alphas" and rule.bias_corrected and T and np.any(values[0] >= 1.0):
             raise ValueError(f"{name} at step 0 must be below 1: Adam's bias correction "
                              f"divides by 1 - {name}[0].")
         schedules[name] = Schedule(values, sizes)
     eps = np.asarray(eps, dtype=np.float64)
     if eps.shape != () or not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be one positive finite number, got {eps!r}.")
-    return w0, schedules, float(eps), np.asarray(theta, dtype=np.float64)
+    return w0, schedules, float(eps), check_theta(theta)
 
 
 def _forward(rule, loss, w0, alphas, decays, eps, theta, callback, stats, blocks,
@@ -259,7 +259,8 @@ def _forward(rule, loss, w0, alphas, decays, eps, theta, callback, stats, blocks
     for t in range(len(run.alphas)):
         g = _gradient(grad_loss, w, theta, t)
         if callback is not None and not replay:
-            callback(w, dict(zip([name for name, _ in rule.moments], run.values())), g, t)
+            w_, g_, *moments = read_only(w, g, *run.values())
+            callback(w_, dict(zip([name for name, _ in rule.moments], moments)), g_, t)
         w = run.step(t, g)
     if stats is not None and not replay:
         stats["buffer_bytes"] = run.nbytes
@@ -312,7 +313,9 @@ def _primitive(rule):
                                                               want_theta=6 in argnums)
         grads = {1: d_w0, 2: d_alphas, 3: d_a, 4: d_b, 5: d_eps, 6: d_theta}
         return tuple(grads[i] for i in argnums)
-    return reversible_primitive(forward, reverse)
+    return reversible_primitive(forward, reverse, rule.name,
+                                {1: "w0", 2: "alphas", 3: rule.arguments[0],
+                                 4: rule.arguments[1], 5: "eps", 6: "theta"})
 
 
 _adam, _rmsprop = _primitive(Adam), _primitive(RMSprop)

@@ -41,11 +41,18 @@ class ReversalError(ExactArithmeticError, RuntimeError):
     """The reverse pass did not return exactly to the starting point."""
 
 
-def to_fixed(x, what="value", step=None, bits=RADIX_BITS):
+STEP_SIZE_REMEDY = ("Training diverged or the problem is badly scaled: use smaller step "
+                    "sizes, or rescale the inputs or weights.")
+GRADIENT_REMEDY = ("It is a decaying average of the gradients, which smaller step sizes "
+                   "do not shrink: make the gradients smaller (scale the loss down, or "
+                   "rescale the inputs), or start nearer a minimum.")
+
+
+def to_fixed(x, what="value", step=None, bits=RADIX_BITS, remedy=STEP_SIZE_REMEDY):
     """Float array -> int64 multiples of 2**-bits (round to nearest); refuses values with
     |x| >= 2**(62 - bits), the range in which two of them add without wrapping."""
     x = np.asarray(x, dtype=np.float64)
-    check_range(x, what, step, 2.0 ** (62 - bits))
+    check_range(x, what, step, 2.0 ** (62 - bits), remedy)
     return np.rint(x * 2.0 ** bits).astype(np.int64)
 
 
@@ -57,8 +64,9 @@ def to_float(i, bits=RADIX_BITS):
     return i * 2.0 ** -bits
 
 
-def check_range(x, what, step=None, limit=MAX_ABS):
-    """Raise FixedPointRangeError unless every |x| < limit (NaN fails too)."""
+def check_range(x, what, step=None, limit=MAX_ABS, remedy=STEP_SIZE_REMEDY):
+    """Raise FixedPointRangeError unless every |x| < limit (NaN fails too); remedy: what
+    the message tells the user to do."""
     if x.size and not (np.max(np.abs(x)) < limit):
         where = "" if step is None else f" at step {step}"
         bad = np.abs(x)
@@ -66,30 +74,30 @@ def check_range(x, what, step=None, limit=MAX_ABS):
         raise FixedPointRangeError(
             f"{what} left the fixed-point range |x| < {limit:g}{where} "
             f"(largest magnitude {worst:.4g}, {np.count_nonzero(~(bad < limit))} entries "
-            "out of range). Training diverged or the problem is badly scaled: use smaller "
-            "step sizes, or rescale the inputs or weights.")
+            f"out of range). {remedy}")
 
 
-def gamma_numerators(gammas, first_step=0):
+def gamma_numerators(gammas, first_step=0, name="gammas"):
     """Decays -> numerators n with gamma ~= n / 2**GAMMA_BITS, as uint64 of the same shape.
 
-    gammas: (T,) or (T, D) floats in (0, 1]; an error names the first bad step.
+    gammas: (T,) or (T, D) floats in (0, 1]; an error names the schedule (`name`) and the
+    first bad step.
     """
     gammas = np.asarray(gammas, dtype=np.float64)
     bad = ~(np.isfinite(gammas) & (gammas > 0) & (gammas <= 1))
     if bad.any():
         t = np.argwhere(bad)[0]
         raise ExactArithmeticError(
-            f"gammas[{', '.join(map(str, t))}] = {gammas[tuple(t)]!r} at step "
-            f"{first_step + t[0]} is not a decay in (0, 1]. Momentum decays must satisfy "
-            "0 < gamma <= 1; to learn them, squash a free parameter (e.g. a sigmoid).")
+            f"{name}[{', '.join(map(str, t))}] = {float(gammas[tuple(t)])!r} at step "
+            f"{first_step + t[0]} is not a decay in (0, 1]. Decays must satisfy "
+            "0 < decay <= 1; to learn them, squash a free parameter (e.g. a sigmoid).")
     n = np.rint(gammas * _GAMMA_ONE)
     if (n < 1).any():
         t = np.argwhere(n < 1)[0]
         raise ExactArithmeticError(
-            f"gammas[{', '.join(map(str, t))}] = {gammas[tuple(t)]!r} at step "
+            f"{name}[{', '.join(map(str, t))}] = {float(gammas[tuple(t)])!r} at step "
             f"{first_step + t[0]} is below 2**-{GAMMA_BITS}, the smallest decay the exact "
-            f"representation resolves; use gamma >= {2.0 ** -GAMMA_BITS:.3g}.")
+            f"representation resolves; use decays >= {2.0 ** -GAMMA_BITS:.3g}.")
     return n.astype(np.uint64)
 
 

@@ -65,6 +65,7 @@ class ExactMoment:
         self.name, self.bits = name, bits
         self.x = np.zeros(size, dtype=np.int64)
         self.buffers = []
+        self.remedy = exact.STEP_SIZE_REMEDY if decays is None else exact.GRADIENT_REMEDY
         if decays is None:
             return
         self.numerators = exact.gamma_numerators(decays.values)
@@ -96,13 +97,13 @@ class ExactMoment:
 
     def add(self, delta, t=None):
         """x <- x + delta (float, rounded to fixed point); returns the new value as floats."""
-        self.x += exact.to_fixed(delta, f"the step of {self.name}", t, self.bits)
+        self.x += exact.to_fixed(delta, f"the step of {self.name}", t, self.bits, self.remedy)
         value = self.value()
-        exact.check_range(value, self.name, t, 2.0 ** (62 - self.bits))
+        exact.check_range(value, self.name, t, 2.0 ** (62 - self.bits), self.remedy)
         return value
 
-    def subtract(self, delta):
-        """The exact inverse of add(delta)."""
+    def subtract(self, delta, t=None):
+        """The exact inverse of add(delta, t)."""
         self.x -= exact.to_fixed(delta, bits=self.bits)
         return self.value()
 
@@ -289,7 +290,7 @@ def check_schedule(name, values, size, sizes, decay=False):
         raise ValueError(f"{name} must have shape (T,) or (T, D) = (T, {size})"
                          f"{blocks_hint}; got {values.shape}.")
     if decay:
-        exact.gamma_numerators(values)   # raises, naming the step, if not in (0, 1]
+        exact.gamma_numerators(values, name=name)   # raises, naming the step, if not in (0, 1]
     elif not np.all(np.isfinite(values)):
         t = np.argwhere(~np.isfinite(values))[0][0]
         raise ValueError(f"{name} at step {t} is not finite.")
@@ -305,12 +306,44 @@ def _check_inputs(w0, alphas, gammas, theta, blocks=None):
     if len(alphas) != len(gammas):
         raise ValueError(f"alphas has {len(alphas)} steps but gammas has {len(gammas)}; "
                          "give one step size and one decay per step.")
-    theta = np.asarray(theta, dtype=np.float64)
-    return w0, Schedule(alphas, sizes), Schedule(gammas, sizes), theta
+    return w0, Schedule(alphas, sizes), Schedule(gammas, sizes), check_theta(theta)
+
+
+def check_theta(theta):
+    """theta as a finite float64 array, or an error that says what to pass."""
+    if theta is None:
+        raise ValueError("theta is None: pass the hyperparameters the loss reads as an array "
+                         "(np.zeros(0) if it reads none); the loss is called as "
+                         "loss(w, theta, t).")
+    try:
+        theta = np.asarray(theta, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("theta must be an array of numbers, the hyperparameters the loss "
+                         "reads as loss(w, theta, t).") from None
+    if not np.all(np.isfinite(theta)):
+        raise ValueError("theta contains NaN or infinite values.")
+    return theta
+
+
+def read_only(*arrays):
+    """Views a callback can read but not write: changing g or w in place would make the
+    reverse pass recompute a different trajectory."""
+    views = [np.asarray(a).view() for a in arrays]
+    for view in views:
+        view.flags.writeable = False
+    return views
+
+
+CLOSURE_MESSAGE = (
+    "the loss's gradient depends on a value autograd is differentiating, which the loss "
+    "reads from its closure. Hyperparameters must reach the loss through theta: pass them "
+    "as theta and read them as loss(w, theta, t).")
 
 
 def _gradient(grad_loss, w, theta, t):
     g = grad_loss(w, theta, t)
+    if isinstance(g, Box):
+        raise ValueError(f"at step {t} {CLOSURE_MESSAGE}")
     if not np.all(np.isfinite(g)):
         raise ExactArithmeticError(
             f"the gradient of the loss at step {t} is not finite "
@@ -338,7 +371,7 @@ def _forward(loss, w0, alphas, gammas, theta, callback=None, stats=None, method=
     for t in range(len(alphas)):
         g = _gradient(grad_loss, w, theta, t)
         if callback is not None:
-            callback(w, v, g, t)
+            callback(*read_only(w, v, g), t)
         w, v = path.step(t, g)
     if stats is not None:
         stats["buffer_bytes"] = path.nbytes
@@ -378,23 +411,53 @@ def _reverse(path, v, loss, theta, d_w, want_theta):
 _states = {}
 
 
-def reversible_primitive(forward, reverse):
+def second_order_error(name):
+    return NotImplementedError(
+        f"hypergradients of hypergradients are not supported: {name}'s reverse pass is not "
+        "itself differentiable (autograd.hessian of a function of it, or a derivative taken "
+        f"through a loss that calls {name} while the outer run is differentiated). For "
+        "second derivatives use the unrolled loop (sgd_momentum_unrolled, adam_unrolled, "
+        "rmsprop_unrolled: plain autograd to any order, memory growing with T), or finite "
+        "differences of the hypergradient.")
+
+
+def _traces(arg):
+    """The autograd traces boxing arg, outermost first."""
+    traces = []
+    while isinstance(arg, Box):
+        traces.append(arg._trace)
+        arg = arg._value
+    return traces
+
+
+def reversible_primitive(forward, reverse, name, inputs):
     """An autograd primitive whose VJP runs training backwards.
 
     forward(*args, replay=False) -> (w_T, state); with replay=True it must skip callbacks.
     reverse(state, args, d_w, argnums) -> the gradients w.r.t. args[i] for i in argnums.
+    name: the function's name for messages; inputs: {position: name} of the array
+    arguments, which must not change between the forward and the reverse pass.
     """
     @primitive
     def run(*args):
         w_T, state = forward(*args)
-        _states[id(w_T)] = state
+        copies = {i: np.array(args[i], dtype=np.float64) for i in inputs}
+        _states[id(w_T)] = state, copies
         weakref.finalize(w_T, _states.pop, id(w_T), None)
         return w_T
 
     def vjp_maker(argnums, ans, args, kwargs):
-        saved = {"state": _states.pop(id(ans))}
+        saved = dict(zip(("state", "copies"), _states.pop(id(ans))))
 
         def vjp(d_w):
+            if isinstance(d_w, Box):
+                raise second_order_error(name)
+            for i, copy in saved["copies"].items():
+                if not np.array_equal(np.asarray(args[i], dtype=np.float64), copy):
+                    raise ValueError(
+                        f"{inputs[i]} was changed in place between {name}'s forward and "
+                        "reverse pass, so the reverse pass would not retrace training. "
+                        f"Pass a copy ({inputs[i]}.copy()) if you need to change it.")
             state = saved.pop("state", None)
             if state is None:   # a second backward pass: rebuild the forward state first
                 _, state = forward(*args, replay=True)
@@ -404,7 +467,10 @@ def reversible_primitive(forward, reverse):
     defvjp_argnums(run, vjp_maker)
 
     def call(*args):
-        if any(isinstance(arg, Box) for arg in args):
+        traces = {trace for arg in args for trace in _traces(arg)}
+        if len(traces) > 1:
+            raise second_order_error(name)
+        if traces:
             return run(*args)
         return forward(*args)[0]     # not being differentiated: keep no state
     return call
@@ -425,7 +491,8 @@ def _sgd_reverse(state, args, d_w, argnums):
     return tuple(grads[i - 1] for i in argnums)
 
 
-_sgd_momentum = reversible_primitive(_sgd_forward, _sgd_reverse)
+_sgd_momentum = reversible_primitive(_sgd_forward, _sgd_reverse, "sgd_momentum",
+                                     {1: "w0", 2: "alphas", 3: "gammas", 4: "theta"})
 
 
 def sgd_momentum(loss, w0, alphas, gammas, theta, callback=None, stats=None, blocks=None,

@@ -3,11 +3,12 @@ and clear errors for bad input."""
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from autograd import grad
+from autograd import grad, hessian, make_vjp
 from autograd.test_util import check_grads
 
 from reproducer import exact
 from reproducer import ExactArithmeticError, FixedPointRangeError, ReversalError, sgd_momentum
+from reproducer.adaptive import adam, rmsprop
 from reproducer.models import cross_entropy, init_weights, minibatch, mlp_layout, mlp_predict
 from reproducer.sgd import ExactPath, Schedule, sgd_momentum_unrolled
 
@@ -199,3 +200,94 @@ def test_the_landing_check_catches_a_single_flipped_bit():
         path.undo_velocity(t, grads[t])
     with pytest.raises(ReversalError, match=r"did not land exactly on the starting point \(1 of 5 weights"):
         path.check_returned()
+
+
+# --- second-order use and misleading errors (issue 13) ---------------------------------
+
+def _adam_like(optimizer):
+    def train(loss, w0, alphas, theta):
+        T = len(alphas)
+        return optimizer(loss, w0, alphas, np.full(T, 0.6), np.full(T, 0.9), 1e-8, theta)
+    return train
+
+
+def _sgd(loss, w0, alphas, theta):
+    return sgd_momentum(loss, w0, alphas, np.full(len(alphas), 0.9), theta)
+
+
+TRAINERS = {"sgd_momentum": _sgd, "adam": _adam_like(adam), "rmsprop": _adam_like(rmsprop)}
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_second_order_use_is_refused_with_what_to_do_instead(name):
+    train = TRAINERS[name]
+    loss = lambda w, theta, t: anp.sum((w - theta) ** 2)
+    f = lambda theta: anp.sum(train(loss, np.ones(3), np.full(4, 0.1), theta) ** 2)
+    with pytest.raises(NotImplementedError, match=rf"hypergradients of hypergradients.*{name}.*unrolled"):
+        hessian(f)(np.zeros(3))
+    # a loss that trains a network itself, inside a run that is differentiated
+    inner = lambda w, theta, t: anp.sum(train(loss, w, np.full(3, 0.1), theta) ** 2)
+    g = lambda theta: anp.sum(train(inner, np.ones(3), np.full(3, 0.1), theta))
+    with pytest.raises(NotImplementedError, match="hypergradients of hypergradients"):
+        grad(g)(np.zeros(3))
+    assert np.all(np.isfinite(train(inner, np.ones(3), np.full(3, 0.1), np.zeros(3))))
+
+
+def test_a_velocity_out_of_range_asks_for_smaller_gradients():
+    loss = lambda w, theta, t: 1e5 * anp.sum(w)
+    with pytest.raises(FixedPointRangeError, match=r"velocity v.*at step 0.*scale the loss down"):
+        sgd_momentum(loss, np.ones(3), [1e-6] * 3, [0.5] * 3, np.zeros(1))
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_the_callback_cannot_change_what_the_reverse_pass_recomputes(name):
+    def callback(w, v, g, t):
+        g *= 2.0
+    train = TRAINERS[name]
+    loss = lambda w, theta, t: anp.sum(w ** 2)
+    if name == "sgd_momentum":
+        run = lambda: sgd_momentum(loss, np.ones(3), [0.1] * 3, [0.9] * 3, np.zeros(1), callback)
+    else:
+        optimizer = adam if name == "adam" else rmsprop
+        run = lambda: optimizer(loss, np.ones(3), [0.1] * 3, [0.6] * 3, [0.9] * 3, 1e-8,
+                                np.zeros(1), callback)
+    with pytest.raises(ValueError, match="read-only"):
+        run()
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_inputs_changed_in_place_between_the_passes_are_named(name):
+    alphas, w0 = np.full(4, 0.1), np.ones(3)
+    loss = lambda w, theta, t: anp.sum(w ** 2)
+    vjp, _ = make_vjp(lambda a: anp.sum(TRAINERS[name](loss, w0, a, np.zeros(1))))(alphas)
+    alphas[2] = 0.3
+    with pytest.raises(ValueError, match="alphas was changed in place"):
+        vjp(1.0)
+    alphas[2] = 0.1
+    w0[0] = 2.0
+    with pytest.raises(ValueError, match="w0 was changed in place"):
+        vjp(1.0)
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_theta_none_or_in_the_closure_says_what_to_pass(name):
+    train = TRAINERS[name]
+    loss = lambda w, theta, t: anp.sum(w ** 2)
+    with pytest.raises(ValueError, match="theta is None: pass the hyperparameters"):
+        train(loss, np.ones(3), np.full(3, 0.1), None)
+    def closure(strength):
+        return train(lambda w, _, t: strength * anp.sum(w ** 2), np.ones(3), np.full(3, 0.1),
+                     np.zeros(0))
+    with pytest.raises(ValueError, match="through theta: pass them as theta"):
+        grad(lambda s: anp.sum(closure(s)))(1.0)
+
+
+def test_adam_with_no_steps_returns_w0_and_decay_errors_name_their_schedule():
+    loss = lambda w, theta, t: anp.sum(w ** 2)
+    w0 = np.array([0.5, -1.25])
+    assert np.array_equal(adam(loss, w0, [], [], [], 1e-8, np.zeros(1)), w0)
+    assert np.array_equal(rmsprop(loss, w0, [], [], [], 1e-8, np.zeros(1)), w0)
+    with pytest.raises(ExactArithmeticError, match=r"beta2s\[1\] = 1.5 at step 1"):
+        adam(loss, w0, [0.1] * 3, [0.9] * 3, [0.9, 1.5, 0.9], 1e-8, np.zeros(1))
+    with pytest.raises(ExactArithmeticError, match=r"rhos\[2\] = -0.1 at step 2"):
+        rmsprop(loss, w0, [0.1] * 3, [0.9] * 3, [0.9, 0.9, -0.1], 1e-8, np.zeros(1))
