@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import urllib.request
 import zipfile
 from collections import namedtuple
@@ -44,6 +45,7 @@ OMNIGLOT_URLS = (
     'https://raw.githubusercontent.com/brendenlake/omniglot/master/python/',
 )
 DOWNLOAD_TIMEOUT = 10  # seconds per connection attempt; an offline machine fails fast
+STALE_PART_SECONDS = 3600  # a *.part file untouched this long was left by a killed loader
 
 # The paper's Omniglot network has 55 outputs: the largest alphabet (Tifinagh) has 55 characters.
 OMNIGLOT_MAX_CLASSES = 55
@@ -110,6 +112,18 @@ def verify(path, algorithm, expected):
 
 # --- finding and downloading -----------------------------------------------------------
 
+def clear_stale_parts(folder, max_age=STALE_PART_SECONDS):
+    """Delete the *.part files in `folder` untouched for max_age seconds: a loader killed
+    mid-write leaves one behind, while a live one keeps writing to it."""
+    now = time.time()
+    for path in Path(folder).glob('*.part'):
+        try:
+            if now - path.stat().st_mtime > max_age:
+                path.unlink()
+        except OSError:
+            pass  # gone already (another loader cleared it) or not ours to delete
+
+
 def _download(url, dest, timeout=DOWNLOAD_TIMEOUT):
     """Stream `url` into the open binary file `dest`."""
     with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -161,6 +175,7 @@ def fetch(dataset, files, urls, download=True):
 
     Raises DataNotFoundError listing the needed files and where to put them if any is missing."""
     found = find_local(dataset, files)
+    clear_stale_parts(cache_dir() / dataset)
     failures = []
     for name, (algorithm, expected) in files.items():
         if name not in found and download:
@@ -180,7 +195,19 @@ def _not_found_message(dataset, needed, failures, download):
         ('Downloading was switched off.' if not download else '')
     return (f'{dataset} data not found. Needed: {", ".join(needed)}. Put these files in {where} '
             f'(set REPRODUCER_DATA to a folder holding {dataset}/), or connect to the internet so '
-            f'they can be downloaded into the cache. {tried}')
+            f'they can be downloaded into the cache. {directories_in_the_way(dataset, needed)}'
+            f'{tried}')
+
+
+def directories_in_the_way(dataset, names):
+    """A sentence naming the places where a needed file is a directory (or other non-file),
+    which the search skips; '' if there are none."""
+    blocked = [str(folder / name) for name in names for folder in local_folders(dataset)
+               if (folder / name).exists() and not (folder / name).is_file()]
+    if not blocked:
+        return ''
+    return (f'Skipped because they are directories, not files: {", ".join(blocked)}; '
+            'remove them or put the file itself there. ')
 
 
 def _cached_parse(stem, files, parse, compressed=False):
@@ -198,6 +225,7 @@ def _cached_parse(stem, files, parse, compressed=False):
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        clear_stale_parts(path.parent)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix='.part', delete=False) as f:
             tmp = f.name
             (np.savez_compressed if compressed else np.savez)(f, **arrays)
@@ -359,7 +387,8 @@ def _omniglot_source(download):
         zips = fetch('omniglot', OMNIGLOT_ZIPS, OMNIGLOT_URLS, download)
     except DataNotFoundError as e:
         raise DataNotFoundError(f'Omniglot needs either omniglot_105.npz or both '
-                                f'{" and ".join(OMNIGLOT_ZIPS)}. {e}') from None
+                                f'{" and ".join(OMNIGLOT_ZIPS)}. '
+                                f'{directories_in_the_way("omniglot", OMNIGLOT_NPZ)}{e}') from None
     return ('zips', tuple((str(zips[name]), OMNIGLOT_ZIPS[name][1]) for name in OMNIGLOT_ZIPS))
 
 

@@ -522,3 +522,35 @@ def test_real_omniglot_tasks(real_omniglot):
     for plain, turned in zip(tasks[:5], tasks[5:]):
         np.testing.assert_array_equal(turned['test_images'].reshape(-1, 28, 28),
                                       np.rot90(plain['test_images'].reshape(-1, 28, 28), axes=(1, 2)))
+
+
+# --- a directory in a file's place, and leftovers of killed loaders ---------------------
+
+def test_a_directory_where_a_file_should_be_is_named_in_the_error(tiny_mnist, tmp_path):
+    path = tmp_path / 'data' / 'mnist' / MNIST_NAMES[1]
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(data.DataNotFoundError) as err:
+        data.load_mnist(download=False)
+    assert f'directories, not files: {path}' in str(err.value)
+
+
+def test_omniglot_npz_that_is_a_directory_is_named(tmp_path, monkeypatch):
+    (tmp_path / 'data' / 'omniglot' / 'omniglot_105.npz').mkdir(parents=True)
+    monkeypatch.setenv('REPRODUCER_DATA', str(tmp_path / 'data'))
+    with pytest.raises(data.DataNotFoundError, match='directories, not files: .*omniglot_105.npz'):
+        data.load_omniglot_105(download=False)
+
+
+def test_stale_part_files_of_killed_loaders_are_cleared(tiny_mnist, tmp_path):
+    cache = tmp_path / 'cache'
+    (cache / 'mnist').mkdir(parents=True)
+    stale = [cache / 'mnist' / '.train-images-idx3-ubyte.gz.x1.part', cache / 'tmpab12.part']
+    live = cache / 'mnist' / '.t10k-images-idx3-ubyte.gz.x2.part'   # another loader's
+    for path in stale + [live]:
+        path.write_bytes(b'half a file')
+    hours_ago = os.path.getmtime(live) - 2 * data.STALE_PART_SECONDS
+    for path in stale:
+        os.utime(path, (hours_ago, hours_ago))
+    data.load_mnist(download=False)
+    assert not any(path.exists() for path in stale) and live.exists()
