@@ -59,8 +59,8 @@ class FloatingMoment(ExactMoment):
         value and increment below 2**HEADROOM units."""
         _, e_delta = np.frexp(delta)                          # |delta| < 2**e_delta
         _, e_big = np.frexp(np.maximum(np.abs(value), np.abs(delta)))
-        return np.maximum(np.where(delta != 0, e_delta - self.PRECISION, -2 ** 14),
-                          e_big - self.HEADROOM), e_big
+        for_delta = np.where(delta != 0, e_delta - self.PRECISION, -2 ** 14)  # 0: no wish
+        return np.maximum(for_delta, e_big - self.HEADROOM), e_big
 
     def add(self, delta, t):
         """x <- x + delta, first changing the exponents that must change; returns floats."""
@@ -76,8 +76,7 @@ class FloatingMoment(ExactMoment):
             self.e[:] = np.where(delta != 0, want, self.UNSET)
         else:
             e = self.e.astype(np.int32)
-            overflow = (value != 0) | (delta != 0)
-            overflow &= e_big - e > self.LIMIT
+            overflow = ((value != 0) | (delta != 0)) & (e_big - e > self.LIMIT)
             coarse = (delta != 0) & (want <= e - self.SLACK)
             idx = np.flatnonzero(overflow | coarse)
             if idx.size:

@@ -310,7 +310,7 @@ def _check_inputs(w0, alphas, gammas, theta, blocks=None):
 
 
 def check_theta(theta):
-    """theta as a finite float64 array, or an error that says what to pass."""
+    """theta as a float64 array, or an error that says what to pass."""
     if theta is None:
         raise ValueError("theta is None: pass the hyperparameters the loss reads as an array "
                          "(np.zeros(0) if it reads none); the loss is called as "
@@ -320,9 +320,7 @@ def check_theta(theta):
     except (TypeError, ValueError):
         raise ValueError("theta must be an array of numbers, the hyperparameters the loss "
                          "reads as loss(w, theta, t).") from None
-    if not np.all(np.isfinite(theta)):
-        raise ValueError("theta contains NaN or infinite values.")
-    return theta
+    return theta     # may hold -inf, e.g. a log-strength that switches a penalty off
 
 
 def read_only(*arrays):
