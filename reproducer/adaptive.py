@@ -4,7 +4,7 @@ Each moment (Adam's m and s, RMSprop's s and v) decays by its own schedule into 
 information buffer, as SGD's velocity does, but is held in floating point: an int64
 significand times 2**e, with one exponent e per parameter (`FloatingMoment`). A fixed radix
 cannot hold both a squared gradient of 1e-27 and one of 1e6 to relative precision; with
-its own exponent each parameter keeps 40 to 60 significant bits, whatever its scale. The
+its own exponent each parameter keeps 36 to 60 significant bits, whatever its scale. The
 weights change by a step computed from the *new* moments only, so going backwards the
 weight step is undone first, then the gradient at w_t is recomputed and each moment is
 restored exactly.
@@ -36,10 +36,10 @@ class FloatingMoment(ExactMoment):
     change is rare and not undoable from the new state, so the replaced (e, x) are logged
     by step; the decay itself is exact as for SGD's velocity (mul_gamma into a buffer).
     """
-    PRECISION = 52    # an increment that sets the unit is resolved to 52 bits, as in float64
-    HEADROOM = 58     # after a change of unit, |value| < 2**58 units
+    PRECISION = 48    # an increment that sets the unit is resolved to 48 bits
+    HEADROOM = 48     # after a change of unit, |value| < 2**48 units: room to grow 4096x
     LIMIT = 60        # |x| and |increment| stay below 2**60 units: their sum never wraps
-    SLACK = 8         # change to a finer unit only if it gains 8 bits (hysteresis)
+    SLACK = 12        # change to a finer unit only if it gains 12 bits (increments keep >= 36)
     UNSET = 1100      # the exponent of a moment that has seen no increment (x = 0)
 
     def __init__(self, size, decays, name):
