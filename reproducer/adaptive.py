@@ -51,16 +51,13 @@ class FloatingMoment(ExactMoment):
         with np.errstate(over="ignore"):    # inf only on a reverse pass gone wrong, caught later
             return np.ldexp(self.x.astype(np.float64), self.e)
 
-    def _units(self, delta):
-        return np.rint(np.ldexp(delta, -self.e.astype(np.int32))).astype(np.int64)
-
     def _wanted_exponents(self, value, delta):
         """The exponent each parameter wants: its increment to PRECISION bits, but every
         value and increment below 2**HEADROOM units."""
         _, e_delta = np.frexp(delta)                          # |delta| < 2**e_delta
         _, e_big = np.frexp(np.maximum(np.abs(value), np.abs(delta)))
         for_delta = np.where(delta != 0, e_delta - self.PRECISION, -2 ** 14)  # 0: no wish
-        return np.maximum(for_delta, e_big - self.HEADROOM), e_big
+        return np.maximum(for_delta, e_big - self.HEADROOM)
 
     def add(self, delta, t):
         """x <- x + delta, first changing the exponents that must change; returns floats."""
@@ -70,20 +67,22 @@ class FloatingMoment(ExactMoment):
                 f"the step of {self.name} at step {t} is not finite "
                 f"({np.count_nonzero(~np.isfinite(delta))} entries): the gradients are too "
                 "large for float64 arithmetic. Scale the loss down.")
-        value = self.value()
-        want, e_big = self._wanted_exponents(value, delta)
         if t == 0:           # every x is 0: choose the exponents, nothing to remember
-            self.e[:] = np.where(delta != 0, want, self.UNSET)
-        else:
-            e = self.e.astype(np.int32)
-            overflow = ((value != 0) | (delta != 0)) & (e_big - e > self.LIMIT)
-            coarse = (delta != 0) & (want <= e - self.SLACK)
+            self.e[:] = np.where(delta != 0, self._wanted_exponents(0.0, delta), self.UNSET)
+        units = np.ldexp(delta, -self.e)                      # the increment in units 2**e
+        if t > 0:
+            size = np.abs(self.x)
+            overflow = (size >= 2 ** self.LIMIT) | (np.abs(units) >= 2.0 ** self.LIMIT)
+            coarse = ((units != 0) & (np.abs(units) < 2.0 ** (self.PRECISION - self.SLACK))
+                      & (size < 2 ** (self.HEADROOM - self.SLACK)))
             idx = np.flatnonzero(overflow | coarse)
             if idx.size:
                 self.log[t] = (idx.astype(np.int32), self.e[idx], self.x[idx])
-                self.x[idx] = self._rescaled(self.x[idx], e[idx], want[idx])
-                self.e[idx] = want[idx]
-        self.x += self._units(delta)
+                want = self._wanted_exponents(self.value()[idx], delta[idx])
+                self.x[idx] = self._rescaled(self.x[idx], self.e[idx], want)
+                self.e[idx] = want
+                units[idx] = np.ldexp(delta[idx], -want)
+        self.x += np.rint(units).astype(np.int64)
         return self.value()
 
     @staticmethod
@@ -92,11 +91,10 @@ class FloatingMoment(ExactMoment):
 
     def subtract(self, delta, t):
         """The exact inverse of add(delta, t)."""
-        self.x -= self._units(np.broadcast_to(np.asarray(delta, dtype=np.float64), self.x.shape))
+        self.x -= np.rint(np.ldexp(delta, -self.e)).astype(np.int64)
         if t in self.log:
             idx, e, x = self.log.pop(t)
-            if not np.array_equal(self.x[idx], self._rescaled(x, e.astype(np.int32),
-                                                               self.e[idx].astype(np.int32))):
+            if not np.array_equal(self.x[idx], self._rescaled(x, e, self.e[idx])):
                 raise ReversalError(f"{self.name} at step {t} is not what the forward pass "
                                     f"left there. {NOT_DETERMINISTIC}")
             self.x[idx], self.e[idx] = x, e
