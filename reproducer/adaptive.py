@@ -62,21 +62,18 @@ class FloatingMoment(ExactMoment):
     def add(self, delta, t):
         """x <- x + delta, first changing the exponents that must change; returns floats."""
         delta = np.broadcast_to(np.asarray(delta, dtype=np.float64), self.x.shape)
-        if not np.all(np.isfinite(delta)):
-            raise exact.FixedPointRangeError(
-                f"the step of {self.name} at step {t} is not finite "
-                f"({np.count_nonzero(~np.isfinite(delta))} entries): the gradients are too "
-                "large for float64 arithmetic. Scale the loss down.")
         if t == 0:           # every x is 0: choose the exponents, nothing to remember
+            self._check_finite(delta, t)
             self.e[:] = np.where(delta != 0, self._wanted_exponents(0.0, delta), self.UNSET)
         units = np.ldexp(delta, -self.e)                      # the increment in units 2**e
         if t > 0:
-            size = np.abs(self.x)
-            overflow = (size >= 2 ** self.LIMIT) | (np.abs(units) >= 2.0 ** self.LIMIT)
-            coarse = ((units != 0) & (np.abs(units) < 2.0 ** (self.PRECISION - self.SLACK))
-                      & (size < 2 ** (self.HEADROOM - self.SLACK)))
-            idx = np.flatnonzero(overflow | coarse)
+            step, size = np.abs(units), np.abs(self.x)
+            change = ~(step < 2.0 ** self.LIMIT) | (size >= 2 ** self.LIMIT)  # or NaN
+            change |= ((step < 2.0 ** (self.PRECISION - self.SLACK)) & (step > 0)
+                       & (size < 2 ** (self.HEADROOM - self.SLACK)))         # too coarse
+            idx = np.flatnonzero(change)
             if idx.size:
+                self._check_finite(delta[idx], t)
                 self.log[t] = (idx.astype(np.int32), self.e[idx], self.x[idx])
                 want = self._wanted_exponents(self.value()[idx], delta[idx])
                 self.x[idx] = self._rescaled(self.x[idx], self.e[idx], want)
@@ -84,6 +81,13 @@ class FloatingMoment(ExactMoment):
                 units[idx] = np.ldexp(delta[idx], -want)
         self.x += np.rint(units).astype(np.int64)
         return self.value()
+
+    def _check_finite(self, delta, t):
+        if not np.all(np.isfinite(delta)):
+            raise exact.FixedPointRangeError(
+                f"the step of {self.name} at step {t} is not finite "
+                f"({np.count_nonzero(~np.isfinite(delta))} entries): the gradients are too "
+                "large for float64 arithmetic. Scale the loss down.")
 
     @staticmethod
     def _rescaled(x, e_old, e_new):
