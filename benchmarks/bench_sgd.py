@@ -69,8 +69,8 @@ def adam_plain(w0, alphas, beta1s, beta2s, eps, theta):
     return adam_unrolled(loss, w0, alphas, beta1s, beta2s, eps, theta, blocks=LAYOUT)
 
 
-def adam_reversible(w0, alphas, beta1s, beta2s, eps, theta):
-    return adam(loss, w0, alphas, beta1s, beta2s, eps, theta, blocks=LAYOUT)
+def adam_reversible(w0, alphas, beta1s, beta2s, eps, theta, stats=None):
+    return adam(loss, w0, alphas, beta1s, beta2s, eps, theta, blocks=LAYOUT, stats=stats)
 
 
 def adam_hypergradient(train):
@@ -148,12 +148,17 @@ def main_adam(steps=(100, 1000)):
         t_fwd = seconds(adam_reversible, args)
         t_exact = seconds(adam_hypergradient(adam_reversible), args)
         t_unrolled = seconds(adam_hypergradient(adam_plain), args)
+        stats = {}
+        adam_reversible(*args, stats=stats)
         print(f"T = {T}")
         print(f"  time  plain float64 Adam          {t_plain:8.2f} s")
         print(f"        reversible forward          {t_fwd:8.2f} s   {t_fwd / t_plain:5.2f}x plain")
         print(f"        hypergradient, exact        {t_exact:8.2f} s   {t_exact / t_plain:5.2f}x plain")
         print(f"        hypergradient, autograd     {t_unrolled:8.2f} s   "
-              f"{t_unrolled / t_plain:5.2f}x plain\n")
+              f"{t_unrolled / t_plain:5.2f}x plain")
+        print(f"  held  buffers, exponents, log    {mb(stats['buffer_bytes'])}   "
+              f"{stats['buffer_bytes'] / stats['bound_bytes']:.3f}x the bound "
+              f"(bound {mb(stats['bound_bytes'])})\n")
 
 
 if __name__ == "__main__":
