@@ -451,7 +451,8 @@ def reversible_primitive(forward, reverse, name, inputs):
             if isinstance(d_w, Box):
                 raise second_order_error(name)
             for i, copy in saved["copies"].items():
-                if not np.array_equal(np.asarray(args[i], dtype=np.float64), copy):
+                now = np.asarray(args[i], dtype=np.float64)
+                if not np.array_equal(now, copy, equal_nan=True):
                     raise ValueError(
                         f"{inputs[i]} was changed in place between {name}'s forward and "
                         "reverse pass, so the reverse pass would not retrace training. "
