@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SCALE  ?= paper
 JOBS   ?= 1
-SRC    := $(wildcard reproducer/*.py) pyproject.toml
+SRC    := $(wildcard reproducer/*.py reproducer/authors_results/*.json) pyproject.toml
 
 # Each notebook notebooks/NB.ipynb writes figures/NB.png (.pdf, .json), unless it declares
 # the figures it writes here, as FIGURES_NB := name1 name2 ...
