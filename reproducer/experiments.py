@@ -7,6 +7,7 @@ function takes a `Setting` (network, data and training sizes) and an integer see
 fixes the initial weights and the minibatches.
 """
 import functools
+import os
 import time
 from dataclasses import dataclass
 
@@ -184,27 +185,29 @@ def fixed_schedule_search(setting, log_alphas, gammas, seeds, log_scale=-3.0, n_
 
 
 def meta_learn(setting, hypers0, num_iters, step_size, method="hypergrad_adam", seed=0,
-               progress=True):
+               progress=True, curves=True):
     """Meta-optimize the schedules and scales on the final training loss, as the authors'
     experiment does (meta-iteration i trains from seed + i), and record what their Fig. 3
     shows. Returns (hypers, record): meta_optimize's record plus, one row per meta-iteration,
     "learning_curves" (M, T + 1), the training loss on all training examples at w_0..w_T;
-    "train_loss", "valid_loss", "test_loss", "test_error" (M,) of that iteration's w_T."""
-    curves, finals = [], []
+    "train_loss", "valid_loss", "test_loss", "test_error" (M,) of that iteration's w_T.
+    curves=False skips the per-step losses (they cost ~2x the training; the rows hold only
+    the final loss)."""
+    rows, finals = [], []
 
     def objective(hypers, s):
         losses = []
-        w_T = train(setting, hypers, s, callback=lambda w, v, g, t:
-                    losses.append(float(full_training_loss(setting, w))))
+        w_T = train(setting, hypers, s, callback=(lambda w, v, g, t: losses.append(
+            float(full_training_loss(setting, w)))) if curves else None)
         loss = full_training_loss(setting, w_T)
-        curves.append(losses + [float(getval(loss))])
+        rows.append(losses + [float(getval(loss))])
         finals.append(np.array(getval(w_T)))
         return loss
 
     hypers, record = meta_optimize(objective, hypers0, num_iters, step_size, method=method,
                                    seed=seed, progress=progress)
     n = len(record["loss"])
-    record["learning_curves"] = np.array(curves[:n])
+    record["learning_curves"] = np.array(rows[:n]) if curves else np.array(rows[:n])[:, -1:]
     for part in ("train", "valid", "test"):
         record[f"{part}_loss"] = [float(dataset_loss(setting, w, part)) for w in finals[:n]]
     record["test_error"] = [test_error(setting, w) for w in finals[:n]]
@@ -257,22 +260,17 @@ def bayes_opt_baseline(setting, num_runs, seed=0, n_random=5, bounds=BASELINE_BO
 
 
 def hypergradient_cost(setting, hypers, seed, repeats=3):
-    """Wall-clock seconds (best of repeats) of one training run forward (with the final
-    training loss), of one whole hypergradient, and of what a reverse step repeats T times:
-    the minibatch gradient, and the gradient with a Hessian-vector product (as the reverse
-    pass computes them). Derived: reverse_seconds = hypergradient - forward; hvp_seconds =
-    the HVPs' share of the reverse derivatives; exact_seconds = reverse - T (gradient + HVP),
-    the reverse pass's fixed-point arithmetic and buffer bookkeeping. All in a dict."""
-    def best(f):
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
+    """Wall-clock seconds of one training run forward (with the final training loss), of one
+    whole hypergradient, and of what the reverse pass repeats T times: the minibatch
+    gradient, and the gradient with a Hessian-vector product (as the reverse pass computes
+    them). Each is the best of `repeats`, taken in turns (so a busy spell on a shared machine
+    slows all alike) with BLAS on one thread (idle BLAS threads spin when cores are taken).
+    Derived: reverse_seconds = hypergradient - forward; hvp_seconds = the HVPs' share of the
+    reverse derivatives; exact_seconds = reverse - T (gradient + HVP), the reverse pass's
+    fixed-point arithmetic and buffer bookkeeping. Also load_average (1 min, before, after)."""
+    from threadpoolctl import threadpool_limits
     loss = training_loss(setting, seed)
-    alphas, gammas, log_scales = unpack(setting, hypers)
+    _, _, log_scales = unpack(setting, hypers)
     w = init_weights(setting.layout, log_scales, seed, draw=setting.draw)
     theta, u = np.zeros(1), np.ones(w.size) * 1e-3
     grad_loss = grad(loss)
@@ -286,9 +284,18 @@ def hypergradient_cost(setting, hypers, seed, repeats=3):
             vjp, _ = make_vjp(lambda w_: grad_loss(w_, theta, t))(w)
             vjp(u)
 
-    out = dict(forward_seconds=best(lambda: final_loss(hypers, seed, setting)),
-               hypergradient_seconds=best(lambda: value_and_grad(final_loss)(hypers, seed, setting)),
-               gradients_seconds=best(gradients), gradient_and_hvp_seconds=best(gradients_and_hvps))
+    tasks = {"forward_seconds": lambda: final_loss(hypers, seed, setting),
+             "hypergradient_seconds": lambda: value_and_grad(final_loss)(hypers, seed, setting),
+             "gradients_seconds": gradients, "gradient_and_hvp_seconds": gradients_and_hvps}
+    out = {name: np.inf for name in tasks}
+    before = os.getloadavg()[0]
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(repeats):
+            for name, task in tasks.items():
+                start = time.perf_counter()
+                task()
+                out[name] = min(out[name], time.perf_counter() - start)
+    out["load_average"] = [before, os.getloadavg()[0]]
     out["ratio"] = out["hypergradient_seconds"] / out["forward_seconds"]
     out["reverse_seconds"] = out["hypergradient_seconds"] - out["forward_seconds"]
     out["hvp_seconds"] = out["gradient_and_hvp_seconds"] - out["gradients_seconds"]

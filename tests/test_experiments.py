@@ -98,6 +98,10 @@ def test_meta_learn_records_what_the_authors_fig3_shows():
     assert len(record["valid_loss"]) == len(record["test_error"]) == 3
     assert not np.allclose(record["valid_loss"], record["train_loss"])
     assert not np.allclose(hypers, initial_hypers(SETTING))
+    again, short = meta_learn(SETTING, initial_hypers(SETTING), 3, 0.04, seed=5, progress=False,
+                              curves=False)
+    assert np.array_equal(again, hypers)                         # curves change nothing else
+    assert np.allclose(short["learning_curves"][:, 0], record["loss"])
 
 
 def test_bayes_opt_baseline_trains_each_run_from_its_seed_and_returns_the_best():
@@ -127,6 +131,7 @@ def test_hypergradient_cost_adds_up():
     assert cost["reverse_seconds"] == pytest.approx(
         cost["gradients_seconds"] + cost["hvp_seconds"] + cost["exact_seconds"])
     assert all(cost[k] > 0 for k in ("forward_seconds", "hypergradient_seconds", "gradients_seconds"))
+    assert len(cost["load_average"]) == 2
 
 
 def test_a_setting_without_validation_data_says_so():
