@@ -166,7 +166,7 @@ def _authors_hypergradient(data):
     others = ", ".join(f"{k}: {v['relative_difference']:.1e}" for k, v in data["authors_comparison"].items())
     return rel, f"{rel:.1e}", rel <= 1e-2, (
         f"Our mean hypergradient over their 50 seeds against the one in their "
-        f"5_initial_gradient/results.pkl: correlation {corr:.8f}; relative differences {others}. "
+        f"5_initial_gradient/results.pkl: correlation 1 - {1 - corr:.1e}; relative differences {others}. "
         "Same data, draws and starting point, so this checks the setting and the exact "
         "reversal end to end. Rule: relative difference at most 1e-2.")
 
