@@ -7,11 +7,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SCALE  ?= paper
 JOBS   ?= 1
-SRC    := $(wildcard reproducer/*.py) pyproject.toml
+SRC    := $(wildcard reproducer/*.py reproducer/authors_results/*.json) pyproject.toml
 
 # Each notebook notebooks/NB.ipynb writes figures/NB.png (.pdf, .json), unless it declares
 # the figures it writes here, as FIGURES_NB := name1 name2 ...
-FIGURES_learning_schedules := fig2_learning_rate_schedules fig3_learning_curves fig5_init_scales
+FIGURES_learning_schedules := fig2_learning_rate_schedules fig3_learning_curves fig5_init_scales learning_schedules_ablations
 
 NOTEBOOKS  := $(basename $(notdir $(wildcard notebooks/*.ipynb)))
 figures_of  = $(or $(FIGURES_$(1)),$(1))

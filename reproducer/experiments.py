@@ -4,18 +4,22 @@ Hyperparameters of the schedule experiment (Figs. 2-5) live in one flat vector
 `hypers` (2 T K + K,): log step sizes (T, K), logit momentums (T, K) and log
 initialization scales (K,), for the K = 8 weight and bias blocks of the MLP. Every
 function takes a `Setting` (network, data and training sizes) and an integer seed that
-fixes the initial weights and the minibatch order.
+fixes the initial weights and the minibatches.
 """
 import functools
+import os
+import time
 from dataclasses import dataclass
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import value_and_grad
+from autograd import grad, make_vjp, value_and_grad
+from autograd.tracer import getval
 from joblib import Parallel, delayed
 
 from .data import mnist_splits, one_hot
 from .exact import ExactArithmeticError
+from .meta import meta_optimize
 from .models import cross_entropy, error_rate, init_weights, minibatch, mlp_layout, mlp_predict
 from .adaptive import adam
 from .sgd import sgd_momentum
@@ -23,7 +27,13 @@ from .sgd import sgd_momentum
 
 @dataclass(frozen=True)
 class Setting:
-    """An MLP trained on the first n_train MNIST examples for T steps of batch_size."""
+    """An MLP trained on n_train MNIST examples for T steps of batch_size.
+
+    The authors' setting (HIPS/hypergrad, experiments/Feb_3_training_schedules) is
+    split="authors", center=True, n_valid=10000, draw="authors": consecutive slices of the
+    official training images, mean-centred pixels, minibatches drawn with replacement from
+    their seeds. The defaults are this repository's older choice (random subsets, raw
+    pixels, epochs of a permutation), kept for the notebooks that still use it."""
     layer_sizes: tuple = (784, 50, 50, 50, 10)
     n_train: int = 10000
     batch_size: int = 200
@@ -33,6 +43,10 @@ class Setting:
     optimizer: str = "sgd"      # or "adam": then the "momentums" are Adam's beta1
     beta2: float = 0.999        # Adam's second-moment decay, fixed
     eps: float = 1e-8           # Adam's epsilon
+    n_valid: int = 0
+    split: str = "random"       # mnist_splits' order: "random" or "authors"
+    center: bool = False        # subtract the mean training image (the authors' loader does)
+    draw: str = "epochs"        # minibatches and initial noise: "epochs" or "authors"
 
     @property
     def layout(self):
@@ -40,32 +54,47 @@ class Setting:
 
 
 @functools.lru_cache(maxsize=4)
-def mnist_arrays(n_train, n_test, data_seed=0):
-    """(train images (n_train, 784), train one-hot (n_train, 10), test images, test labels)."""
-    d = mnist_splits(n_train, 0, n_test, seed=data_seed)
-    return d["train"].images, one_hot(d["train"].labels), d["test"].images, d["test"].labels
+def _mnist(n_train, n_valid, n_test, data_seed, split, center):
+    d = mnist_splits(n_train, n_valid, n_test, seed=data_seed, order=split, center=center)
+    return {name: (part.images, one_hot(part.labels), part.labels) for name, part in d.items()}
+
+
+def mnist_arrays(setting, part="train"):
+    """(images (n, 784), one-hot targets (n, 10), labels (n,)) of part "train", "valid"
+    or "test" of the setting's MNIST split."""
+    data = _mnist(setting.n_train, setting.n_valid, setting.n_test, setting.data_seed,
+                  setting.split, setting.center)
+    if part not in data or len(data[part][2]) == 0:
+        raise ValueError(f"the setting has no {part!r} examples (n_valid = {setting.n_valid}).")
+    return data[part]
 
 
 def training_loss(setting, seed):
-    """loss(w, theta, t): mean cross-entropy on step t's minibatch (order fixed by seed)."""
-    images, targets = mnist_arrays(setting.n_train, setting.n_test, setting.data_seed)[:2]
+    """loss(w, theta, t): mean cross-entropy on step t's minibatch (drawn from seed)."""
+    images, targets, _ = mnist_arrays(setting)
     layout = setting.layout
 
     def loss(w, theta, t):
-        idx = minibatch(t, setting.n_train, setting.batch_size, seed)
+        idx = minibatch(t, setting.n_train, setting.batch_size, seed, draw=setting.draw)
         return cross_entropy(mlp_predict(layout, w, images[idx]), targets[idx])
     return loss
 
 
+def dataset_loss(setting, w, part="train"):
+    """Mean cross-entropy of weights w (D,) on all examples of part (train/valid/test).
+    The authors' loss adds sum(exp(log_L2) w^2) with log_L2 = -100: below 1e-40, so left out."""
+    images, targets, _ = mnist_arrays(setting, part)
+    return cross_entropy(mlp_predict(setting.layout, w, images), targets)
+
+
 def full_training_loss(setting, w):
     """Mean cross-entropy of weights w (D,) on all n_train training examples."""
-    images, targets = mnist_arrays(setting.n_train, setting.n_test, setting.data_seed)[:2]
-    return cross_entropy(mlp_predict(setting.layout, w, images), targets)
+    return dataset_loss(setting, w, "train")
 
 
 def test_error(setting, w):
     """Error rate of weights w (D,) on the n_test examples of the MNIST test split."""
-    _, _, images, labels = mnist_arrays(setting.n_train, setting.n_test, setting.data_seed)
+    images, _, labels = mnist_arrays(setting, "test")
     return error_rate(mlp_predict(setting.layout, w, images), labels)
 
 
@@ -91,7 +120,7 @@ def train(setting, hypers, seed, callback=None, stats=None):
     """w_T (D,): T steps of SGD with momentum (or Adam, if setting.optimizer == "adam")
     from init_weights(log_scales, seed); callback and stats as for sgd_momentum."""
     alphas, gammas, log_scales = unpack(setting, hypers)
-    w0 = init_weights(setting.layout, log_scales, seed)
+    w0 = init_weights(setting.layout, log_scales, seed, draw=setting.draw)
     loss = training_loss(setting, seed)
     if setting.optimizer == "adam":
         beta2s = np.full(np.shape(gammas), setting.beta2)
@@ -153,6 +182,125 @@ def fixed_schedule_search(setting, log_alphas, gammas, seeds, log_scale=-3.0, n_
     grid = [initial_hypers(setting, a, g, log_scale) for a in log_alphas for g in gammas]
     losses = evaluate_many(setting, grid, seeds, n_jobs)[..., 0]
     return losses.reshape(len(log_alphas), len(gammas), len(seeds))
+
+
+def meta_learn(setting, hypers0, num_iters, step_size, method="hypergrad_adam", seed=0,
+               progress=True, curves=True):
+    """Meta-optimize the schedules and scales on the final training loss, as the authors'
+    experiment does (meta-iteration i trains from seed + i), and record what their Fig. 3
+    shows. Returns (hypers, record): meta_optimize's record plus, one row per meta-iteration,
+    "learning_curves" (M, T + 1), the training loss on all training examples at w_0..w_T;
+    "train_loss", "valid_loss", "test_loss", "test_error" (M,) of that iteration's w_T.
+    curves=False skips the per-step losses (they cost ~2x the training; the rows hold only
+    the final loss)."""
+    rows, finals = [], []
+
+    def objective(hypers, s):
+        losses = []
+        w_T = train(setting, hypers, s, callback=(lambda w, v, g, t: losses.append(
+            float(full_training_loss(setting, w)))) if curves else None)
+        loss = full_training_loss(setting, w_T)
+        rows.append(losses + [float(getval(loss))])
+        finals.append(np.array(getval(w_T)))
+        return loss
+
+    hypers, record = meta_optimize(objective, hypers0, num_iters, step_size, method=method,
+                                   seed=seed, progress=progress)
+    n = len(record["loss"])
+    record["learning_curves"] = np.array(rows[:n]) if curves else np.array(rows[:n])[:, -1:]
+    for part in ("train", "valid", "test"):
+        record[f"{part}_loss"] = [float(dataset_loss(setting, w, part)) for w in finals[:n]]
+    record["test_error"] = [test_error(setting, w) for w in finals[:n]]
+    return hypers, record
+
+
+def schedule_roughness(log_values):
+    """Mean |change| of a log schedule from one step to the next: log_values (T, K) -> (K,)."""
+    return np.mean(np.abs(np.diff(log_values, axis=0)), axis=0)
+
+
+# The authors' bounds for the fixed-schedule baseline (their Whetlab experiment,
+# experiments/Feb_2_plot_metagradient/3_whetlab): log step size, logit momentum, log scale.
+BASELINE_BOUNDS = {"log_alpha": (-3.0, 2.0), "logit_gamma": (np.log(0.1 / 0.9), np.log(999.0)),
+                   "log_scale": (-5.0, 1.0)}
+
+
+def bayes_opt_baseline(setting, num_runs, seed=0, n_random=5, bounds=BASELINE_BOUNDS,
+                       cap=2.5, progress=False):
+    """The gradient-free baseline: one step size, momentum and initialization scale for all
+    steps and blocks, chosen by Bayesian optimization (bayesian-optimization: a Gaussian
+    process with expected improvement) on the final training loss; run i trains from seed + i,
+    as the authors' Whetlab search did. The first n_random runs are uniform random. Losses
+    above cap (diverged runs are nan) count as cap for the Gaussian process.
+    Returns (best (log_alpha, gamma, log_scale), record with "params" (num_runs, 3) in
+    the bounds' order and "loss" (num_runs,) as trained, nan = diverged)."""
+    from bayes_opt import BayesianOptimization
+    from bayes_opt.acquisition import ExpectedImprovement
+    names = list(bounds)
+    optimizer = BayesianOptimization(None, dict(bounds), ExpectedImprovement(xi=0.01),
+                                     random_state=seed, verbose=0, allow_duplicate_points=True)
+    rs = np.random.RandomState(seed)
+    params, losses = [], []
+    for i in range(num_runs):
+        if i < n_random:
+            point = {n: rs.uniform(*bounds[n]) for n in names}
+        else:
+            point = optimizer.suggest()
+        log_alpha, logit_gamma, log_scale = (float(point[n]) for n in names)
+        gamma = 1.0 / (1.0 + np.exp(-logit_gamma))
+        loss, _ = evaluate(setting, initial_hypers(setting, log_alpha, gamma, log_scale), seed + i)
+        optimizer.register(params=point, target=-min(np.nan_to_num(loss, nan=cap), cap))
+        params.append([log_alpha, logit_gamma, log_scale])
+        losses.append(loss)
+        if progress:
+            print(f"run {i}: loss {loss:.4f} at {params[-1]}")
+    params, losses = np.array(params), np.array(losses)
+    best = params[np.nanargmin(losses)]
+    return (best[0], 1.0 / (1.0 + np.exp(-best[1])), best[2]), dict(params=params, loss=losses)
+
+
+def hypergradient_cost(setting, hypers, seed, repeats=3):
+    """Wall-clock seconds of one training run forward (with the final training loss), of one
+    whole hypergradient, and of what the reverse pass repeats T times: the minibatch
+    gradient, and the gradient with a Hessian-vector product (as the reverse pass computes
+    them). Each is the best of `repeats`, taken in turns (so a busy spell on a shared machine
+    slows all alike) with BLAS on one thread (idle BLAS threads spin when cores are taken).
+    Derived: reverse_seconds = hypergradient - forward; hvp_seconds = the HVPs' share of the
+    reverse derivatives; exact_seconds = reverse - T (gradient + HVP), the reverse pass's
+    fixed-point arithmetic and buffer bookkeeping. Also load_average (1 min, before, after)."""
+    from threadpoolctl import threadpool_limits
+    loss = training_loss(setting, seed)
+    _, _, log_scales = unpack(setting, hypers)
+    w = init_weights(setting.layout, log_scales, seed, draw=setting.draw)
+    theta, u = np.zeros(1), np.ones(w.size) * 1e-3
+    grad_loss = grad(loss)
+
+    def gradients():
+        for t in range(setting.T):
+            grad_loss(w, theta, t)
+
+    def gradients_and_hvps():
+        for t in range(setting.T):
+            vjp, _ = make_vjp(lambda w_: grad_loss(w_, theta, t))(w)
+            vjp(u)
+
+    tasks = {"forward_seconds": lambda: final_loss(hypers, seed, setting),
+             "hypergradient_seconds": lambda: value_and_grad(final_loss)(hypers, seed, setting),
+             "gradients_seconds": gradients, "gradient_and_hvp_seconds": gradients_and_hvps}
+    out = {name: np.inf for name in tasks}
+    before = os.getloadavg()[0]
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(repeats):
+            for name, task in tasks.items():
+                start = time.perf_counter()
+                task()
+                out[name] = min(out[name], time.perf_counter() - start)
+    out["load_average"] = [before, os.getloadavg()[0]]
+    out["ratio"] = out["hypergradient_seconds"] / out["forward_seconds"]
+    out["reverse_seconds"] = out["hypergradient_seconds"] - out["forward_seconds"]
+    out["hvp_seconds"] = out["gradient_and_hvp_seconds"] - out["gradients_seconds"]
+    out["exact_seconds"] = out["reverse_seconds"] - out["gradient_and_hvp_seconds"]
+    return out
 
 
 def fan_in_log_scales(setting):

@@ -61,19 +61,25 @@ def meta_optimize(objective, hypers0, num_iters, step_size, method="adam", seed=
     stop_when_grad_grows: stop once the meta-gradient norm has stayed above its smallest
     value so far for `patience` iterations in a row (the paper stopped such runs by hand).
     Returns (hypers, record): the final hyperparameters and a dict of lists, one entry per
-    meta-iteration: "loss", "grad_norm", "hypers" (values before that iteration's update),
+    meta-iteration: "loss", "grad_norm", "grad_cosine" (cosine between this meta-gradient and
+    the previous one; nan at the first), "hypers" (values before that iteration's update),
     plus "stopped_early" (bool).
     """
     if method not in OPTIMIZERS:
         raise ValueError(f"method must be one of {sorted(OPTIMIZERS)}, got {method!r}.")
     value_and_gradient = value_and_grad(objective)
-    record = {"loss": [], "grad_norm": [], "hypers": [], "stopped_early": False}
+    record = {"loss": [], "grad_norm": [], "grad_cosine": [], "hypers": [], "stopped_early": False}
+    previous = {}
     bar = tqdm(total=num_iters, desc="meta-iterations", disable=not progress)
 
     def gradient(hypers, i):
         loss, g = value_and_gradient(hypers, seed + i)
         record["loss"].append(float(loss))
         record["grad_norm"].append(float(np.linalg.norm(g)))
+        last = previous.get("g")
+        record["grad_cosine"].append(np.nan if last is None else float(
+            np.dot(last, g) / (np.linalg.norm(last) * np.linalg.norm(g))))
+        previous["g"] = np.array(g, dtype=float)
         record["hypers"].append(np.array(hypers, dtype=float))
         return g
 

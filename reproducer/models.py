@@ -3,6 +3,8 @@
 A `Layout` names the blocks of w ("layer1_weights", "layer1_biases", ...), so a value per
 block (a per-layer step size, an initialization scale) expands to one per parameter.
 """
+import hashlib
+
 import autograd.numpy as np
 import numpy as onp
 from autograd.core import SparseObject
@@ -111,19 +113,44 @@ def error_rate(logits, targets):
     return float(np.mean(np.argmax(logits, axis=1) != labels))
 
 
-def init_weights(layout, log_scales, seed):
-    """w0 (D,) = exp(log scale of each block) * standard normal noise drawn from seed."""
-    noise = np.random.RandomState(seed).randn(layout.size)
-    return np.exp(layout.expand(log_scales)) * noise
+def authors_random_state(*key):
+    """The authors' random state for a tuple of integers (HIPS/hypergrad, util.RandomState):
+    numpy's RandomState seeded with the first 8 hex digits of md5(str(key)). With it our
+    initial weights and minibatches are the very numbers their runs drew."""
+    text = str(tuple(int(k) for k in key))     # "(0, 3, 5)", as Python 2 printed it
+    return onp.random.RandomState(int(hashlib.md5(text.encode()).hexdigest()[:8], 16))
 
 
-def minibatch(t, n_examples, batch_size, seed=0):
-    """Indices of the minibatch of step t: epochs of a permutation fixed by (seed, epoch).
+DRAWS = ("epochs", "authors")
 
-    A deterministic function of t, as exact reversal requires.
+
+def _check_draw(draw):
+    if draw not in DRAWS:
+        raise ValueError(f"draw must be one of {DRAWS}, got {draw!r}.")
+
+
+def init_weights(layout, log_scales, seed, draw="epochs"):
+    """w0 (D,) = exp(log scale of each block) * standard normal noise drawn from seed.
+    draw="authors": the noise of the authors' meta-iteration `seed` (their experiment seed 0),
+    authors_random_state(0, seed); "epochs" (default): RandomState(seed)."""
+    _check_draw(draw)
+    rs = authors_random_state(0, seed) if draw == "authors" else np.random.RandomState(seed)
+    return np.exp(layout.expand(log_scales)) * rs.randn(layout.size)
+
+
+def minibatch(t, n_examples, batch_size, seed=0, draw="epochs"):
+    """Indices (batch_size,) of the minibatch of step t, a deterministic function of
+    (t, seed), as exact reversal requires.
+
+    draw="epochs" (default): epochs of a permutation fixed by (seed, epoch), no repeats
+    within an epoch. draw="authors": batch_size indices drawn with replacement from
+    authors_random_state(0, seed, t), as the authors drew them (seed = their meta-iteration).
     """
+    _check_draw(draw)
     if batch_size > n_examples:
         raise ValueError(f"batch_size {batch_size} exceeds the {n_examples} examples.")
+    if draw == "authors":
+        return authors_random_state(0, seed, t).randint(n_examples, size=batch_size)
     per_epoch = n_examples // batch_size
     epoch, k = divmod(t, per_epoch)
     order = np.random.RandomState([seed, epoch]).permutation(n_examples)

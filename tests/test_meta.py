@@ -61,3 +61,15 @@ def test_gradient_descent_is_plain_descent_and_runs_through_meta_optimize():
     h2, _ = meta_optimize(lambda h, s: anp.sum((h - 1.0) ** 2), np.zeros(2), 40, 0.1,
                           method="hypergrad_adam", progress=False)
     assert np.allclose(h2, 1.0, atol=0.05)
+
+
+def test_grad_cosine_compares_consecutive_meta_gradients():
+    # Gradient descent on sum(x^2) with step 0.1: g_{i+1} = 0.8 g_i, cosine exactly 1;
+    # on x0 . h (a linear function) with x0 = [1, -1] it stays 1 too; a sign flip gives -1.
+    _, record = meta_optimize(lambda h, s: anp.sum(h ** 2), np.array([1.0, -2.0]), 4, 0.1,
+                              method="gradient_descent", progress=False)
+    assert np.isnan(record["grad_cosine"][0])
+    assert np.allclose(record["grad_cosine"][1:], 1.0)
+    _, record = meta_optimize(lambda h, s: anp.sum(h ** 2), np.array([1.0, -2.0]), 3, 1.0,
+                              method="gradient_descent", progress=False)
+    assert np.allclose(record["grad_cosine"][1:], -1.0)     # step 1 flips h to -h
