@@ -20,7 +20,8 @@ from joblib import Parallel, delayed
 from .data import mnist_splits, one_hot
 from .exact import ExactArithmeticError
 from .meta import meta_optimize
-from .models import cross_entropy, error_rate, init_weights, minibatch, mlp_layout, mlp_predict
+from .models import (authors_init, batch_slice, cross_entropy, error_rate, init_weights, minibatch,
+                     mlp_layout, mlp_predict)
 from .adaptive import adam
 from .sgd import sgd_momentum
 
@@ -319,6 +320,45 @@ def step_size_sweep(setting, log_alphas, seed, gamma=0.9, log_scale=-2.0, n_jobs
     return losses, d_log_alphas
 
 
+@functools.lru_cache(maxsize=2)
+def first_mnist_images(n_train, center=False):
+    """The first n_train official training images (n_train, 784) and one-hot labels, as the
+    authors' load_data() gives them (raw pixels in [0, 1] unless center)."""
+    d = mnist_splits(n_train, 0, 0, order="authors", center=center)
+    return d["train"].images, one_hot(d["train"].labels)
+
+
+def chaos_point(log_alpha, layer_sizes=(784, 200, 50, 10), n_train=1000, batch_size=250, T=50,
+                gamma=0.9, log_scale=-2.0, seed=0):
+    """Fig. 10 as the authors ran it (experiments/Jan_14_learning_rate_wiggliness/3): T steps
+    of one step size exp(log_alpha) and momentum gamma on the first n_train raw MNIST
+    images in consecutive minibatches, from authors_init(log_scale, seed), no L2.
+    Returns (final training loss on all n_train, d loss / d log_alpha); nan, nan if the run
+    left the range of exact arithmetic."""
+    images, targets = first_mnist_images(n_train)
+    layout = mlp_layout(list(layer_sizes))
+    w0 = authors_init(layout.size, log_scale, seed)
+
+    def loss(w, theta, t):
+        idx = batch_slice(t, n_train, batch_size)
+        return cross_entropy(mlp_predict(layout, w, images[idx]), targets[idx])
+
+    def final(log_a):
+        w_T = sgd_momentum(loss, w0, anp.exp(log_a) * np.ones(T), np.full(T, gamma), np.zeros(1))
+        return cross_entropy(mlp_predict(layout, w_T, images), targets)
+    try:
+        value, slope = value_and_grad(final)(float(log_alpha))
+    except ExactArithmeticError:
+        return np.nan, np.nan
+    return float(value), float(slope)
+
+
+def chaos_sweep(log_alphas, n_jobs=2, **setting):
+    """chaos_point at every log step size, in parallel: (losses (A,), slopes (A,))."""
+    results = Parallel(n_jobs=n_jobs)(delayed(chaos_point)(a, **setting) for a in log_alphas)
+    return np.array([r[0] for r in results]), np.array([r[1] for r in results])
+
+
 # --- Fig. 1: a toy problem with two weights -------------------------------------------------
 
 def toy_surface(w):
@@ -327,16 +367,28 @@ def toy_surface(w):
     return 0.1 * (x ** 2 + 2 * y ** 2) + 0.6 * anp.sin(1.5 * x) * anp.cos(1.2 * y)
 
 
-def toy_training(hypers, w0, callback=None):
-    """w_T (2,) after T = len(hypers) // 2 steps on toy_surface; hypers = [log step sizes
+def rosenbrock_surface(w):
+    """The authors' Fig. 1 surface (experiments/Jan_25_Figure_1/2): a squashed, tilted
+    Rosenbrock valley 800 sigmoid(r / 500), r = 100 (w2 - w1^2)^2 + (1 - w1)^2 + 200 w1.
+    w (2, ...) -> loss (...). Every operation acts on (1, ...) arrays, never on numpy
+    scalars: scalar and array arithmetic can round differently in the last bit between a
+    plain and an autograd-traced evaluation, and exact reversal needs the reverse pass to
+    see the forward pass's gradient bit for bit (with scalars it failed its check)."""
+    w1, w2 = w[:1], w[1:]
+    r = 100.0 * (w2 - w1 ** 2) ** 2 + (1 - w1) ** 2 + 200.0 * w1
+    return anp.sum(800.0 / (1.0 + anp.exp(-r / 500.0)), axis=0)
+
+
+def toy_training(hypers, w0, callback=None, surface=toy_surface):
+    """w_T (2,) after T = len(hypers) // 2 steps on surface; hypers = [log step sizes
     (T,), logit momentums (T,)]."""
     T = len(hypers) // 2
-    return sgd_momentum(lambda w, theta, t: toy_surface(w), w0, anp.exp(hypers[:T]),
+    return sgd_momentum(lambda w, theta, t: surface(w), w0, anp.exp(hypers[:T]),
                         1.0 / (1.0 + anp.exp(-hypers[T:])), np.zeros(1), callback=callback)
 
 
-def toy_path(hypers, w0):
+def toy_path(hypers, w0, surface=toy_surface):
     """The weights w_0, ..., w_T of one toy training run: (T + 1, 2)."""
     path = []
-    w_T = toy_training(hypers, w0, callback=lambda w, v, g, t: path.append(np.array(w)))
+    w_T = toy_training(hypers, w0, lambda w, v, g, t: path.append(np.array(w)), surface)
     return np.array(path + [w_T])

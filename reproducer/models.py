@@ -121,6 +121,25 @@ def authors_random_state(*key):
     return onp.random.RandomState(int(hashlib.md5(text.encode()).hexdigest()[:8], 16))
 
 
+def authors_init(size, log_scale, seed):
+    """w0 (size,) as the authors' scripts draw it: exp(log_scale) times the *second* (size,)
+    standard-normal draw from seed, because they first draw a (zero-scaled) initial velocity."""
+    draws = np.random.RandomState(seed)
+    draws.randn(size)
+    return np.exp(log_scale) * draws.randn(size)
+
+
+def batch_slice(t, n_examples, batch_size):
+    """The authors' minibatch of step t (hypergrad BatchList): consecutive slices
+    [0, b), [b, 2b), ... of the training set in order, cycling every epoch; the last slice
+    of an epoch is shorter when batch_size does not divide n_examples. No shuffling."""
+    if not 0 < batch_size <= n_examples:
+        raise ValueError(f"batch_size must be in 1..{n_examples}, got {batch_size}.")
+    per_epoch = -(-n_examples // batch_size)
+    start = (t % per_epoch) * batch_size
+    return slice(start, min(start + batch_size, n_examples))
+
+
 DRAWS = ("epochs", "authors")
 
 

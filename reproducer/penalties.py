@@ -12,6 +12,13 @@ def per_weight_l2(w, log_penalties):
     return np.sum(np.exp(log_penalties) * w ** 2)
 
 
+def penalty_prior(log_penalties, strength):
+    """strength * sum_i exp(log_penalties_i)^2: the term the authors add to Fig. 6's
+    meta-objective (HIPS/hypergrad experiments/Jan_21_nn_ard, meta_L2_reg), which keeps
+    the learned penalties small where the validation loss does not care."""
+    return strength * np.sum(np.exp(2 * log_penalties))
+
+
 def n_pairs(n_tasks):
     """Number of unordered pairs of tasks: n (n - 1) / 2."""
     return n_tasks * (n_tasks - 1) // 2

@@ -10,12 +10,13 @@ from autograd import grad
 from reproducer import sgd_momentum
 from reproducer.augmentation import (augment, convolve, identity_preprocessing, preprocess,
                                      random_shifts, step_noise)
-from reproducer.models import cross_entropy, init_weights, minibatch, mlp_layout, mlp_predict
+from reproducer.models import (authors_init, batch_slice, cross_entropy, init_weights, minibatch,
+                               mlp_layout, mlp_predict)
 from reproducer.multitask import (coupling_matrices, initial_coupling_hypers, mean_loss,
                                   multitask_layout, pad_tasks, predict, split_tasks,
                                   task_losses, total_penalty, without_couplings)
 from reproducer.penalties import (correlations, coupling_matrix, coupling_penalty, n_pairs,
-                                  per_weight_l2)
+                                  penalty_prior, per_weight_l2)
 from reproducer.sgd import sgd_momentum_unrolled
 
 RS = np.random.RandomState(0)
@@ -56,6 +57,37 @@ def test_per_weight_penalties_hypergradient():
                 + per_weight_l2(w[LAYOUT.slices["layer1_weights"]], theta))
     theta = RS.uniform(-4, -1, 784 * 3)
     assert_hypergradients_agree(loss, theta, w0(), validation)
+
+
+def test_authors_fig6_objective_hypergradient():
+    """Fig. 6 as the authors ran it: a penalty on every parameter (biases too), consecutive
+    minibatches, and a prior on the penalties added to the meta-objective."""
+    def loss(w, theta, t):
+        idx = batch_slice(t, 12, 5)                   # slices of 5, 5, 2: the short last one too
+        return cross_entropy(mlp_predict(LAYOUT, w, IMAGES[idx]), LABELS[idx]) + per_weight_l2(w, theta)
+    theta = RS.uniform(-4, -1, LAYOUT.size)
+    alphas, gammas = np.full(T, 0.5), np.full(T, 0.9)
+    start = authors_init(LAYOUT.size, -2.0, seed=1)
+    d_theta = {train: grad(lambda th: validation(train(loss, start, alphas, gammas, th))
+                           + penalty_prior(th, 0.5))(theta)
+               for train in (sgd_momentum, sgd_momentum_unrolled)}
+    reference = d_theta[sgd_momentum_unrolled]
+    bias_part = reference[LAYOUT.slices["layer1_biases"]]
+    assert np.max(np.abs(bias_part)) > 0                  # the biases' penalties are learned
+    assert relative_error(d_theta[sgd_momentum], reference) <= 1e-6
+
+
+def test_authors_fig7_images_and_l2_hypergradient():
+    """Fig. 7 as the authors ran it: theta = [log L2 on all parameters, the pixels]."""
+    def loss(w, theta, t):
+        images = anp.reshape(theta[1:], (3, 784))
+        return cross_entropy(mlp_predict(LAYOUT, w, images), np.eye(3)) + anp.exp(theta[0]) * anp.sum(w ** 2)
+    theta = np.concatenate([[np.log(0.01)], 0.01 * RS.randn(3 * 784)])
+    assert_hypergradients_agree(loss, theta, authors_init(LAYOUT.size, -4.0, 0), validation)
+
+
+def test_penalty_prior_by_hand():
+    assert penalty_prior(np.log([1.0, 2.0, 3.0]), 0.5) == pytest.approx(0.5 * (1 + 4 + 9))
 
 
 def test_learned_training_images_hypergradient():

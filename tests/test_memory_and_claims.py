@@ -196,3 +196,17 @@ def test_no_readme_leaves_the_readme_alone(tmp_path):
     readme.write_text(README)
     claims.main(["--figures", str(tmp_path), "--readme", str(readme), "--no-readme"])
     assert readme.read_text() == README and (tmp_path / "claims.json").exists()
+
+
+def test_fig6_fig7_and_lowest_loss_claims_by_hand(tmp_path):
+    write(tmp_path, "fig6_l2_penalties", {"penalty_98th_percentile": 0.0312, "scale": "paper"})
+    write(tmp_path, "fig7_learned_training_set", {"colour_range": [-0.5, 0.33], "scale": "paper"})
+    write(tmp_path, "fig10_chaos", {"log_alphas": [0.5, 1.0005005, 1.3008008, 2.0],
+                                    "losses": [0.0289, 0.0095684, 0.0050833, None],
+                                    "hypergradients": [-0.062098, -0.020635, -0.0095140, None],
+                                    "scale": "paper"})
+    rows = rows_by_key(tmp_path)
+    assert rows["l2_penalty_scale"]["status"] == "supports"         # prints as 0.03
+    assert rows["learned_images_range"]["status"] == "does not support"   # -0.5 is 67% off
+    assert rows["chaos_same_run"]["ours"] == pytest.approx(0.0289 / 0.028806 - 1)   # 0.33%
+    assert rows["chaos_same_run"]["status"] == "supports"

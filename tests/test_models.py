@@ -5,8 +5,8 @@ import pytest
 from autograd import grad, hessian
 from autograd.test_util import check_grads
 
-from reproducer.models import (cross_entropy, error_rate, init_weights, log_softmax,
-                               minibatch, mlp_layout, mlp_predict)
+from reproducer.models import (authors_init, batch_slice, cross_entropy, error_rate, init_weights,
+                               log_softmax, minibatch, mlp_layout, mlp_predict)
 
 
 def test_layout_names_sizes_and_expansion():
@@ -80,3 +80,17 @@ def test_minibatches_are_deterministic_and_cover_each_epoch():
     assert not np.array_equal(minibatch(0, 20, 5, seed=1), minibatch(4, 20, 5, seed=1))
     with pytest.raises(ValueError, match="exceeds"):
         minibatch(0, 3, 5)
+
+
+def test_batch_slice_is_the_authors_batch_list():
+    # hypergrad's BatchList(10, 4): [0, 4), [4, 8), [8, 10), then again from the start
+    slices = [batch_slice(t, 10, 4) for t in range(5)]
+    assert [(s.start, s.stop) for s in slices] == [(0, 4), (4, 8), (8, 10), (0, 4), (4, 8)]
+    with pytest.raises(ValueError):
+        batch_slice(0, 3, 5)
+
+
+def test_authors_init_is_the_second_draw():
+    draws = np.random.RandomState(3)
+    draws.randn(6)                                  # their zero-scaled initial velocity
+    assert np.array_equal(authors_init(6, -2.0, 3), np.exp(-2.0) * draws.randn(6))
