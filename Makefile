@@ -72,6 +72,7 @@ define ASSIGNMENT_RULE
 build/assignments/$(1)/student/$(1).ipynb: notebooks/assignments/$(1).ipynb $(SRC) | $(STAMP)
 	rm -rf build/assignments/$(1)
 	$(BIN)/otter assign --no-pdfs notebooks/assignments/$(1).ipynb build/assignments/$(1)
+	mv build/assignments/$(1)/autograder/$(1)-autograder_*.zip build/assignments/$(1)/autograder/autograder.zip
 endef
 $(foreach a,$(ASSIGNMENTS),$(eval $(call ASSIGNMENT_RULE,$(a))))
 
