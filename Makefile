@@ -65,7 +65,7 @@ $(foreach i,$(shell seq $(words $(NOTEBOOKS))),$(eval $(call NOTEBOOK_RULE,$(wor
 # format) -> build/assignments/NAME/student/ (hand out) and .../autograder/ (grade with it)
 ASSIGNMENTS := $(basename $(notdir $(wildcard notebooks/assignments/*.ipynb)))
 
-assignments: $(patsubst %,build/assignments/%/student/%.ipynb,$(ASSIGNMENTS)) ## Build student and grader versions of the course assignments into build/assignments/
+assignments: $(foreach a,$(ASSIGNMENTS),build/assignments/$(a)/student/$(a).ipynb) ## Build student and grader versions of the course assignments into build/assignments/
 	@echo "assignments built in build/assignments/ (see README, Teaching with this repository)"
 
 define ASSIGNMENT_RULE

@@ -158,3 +158,11 @@ def test_student_version_runs_without_errors_before_the_first_gap(graded, notebo
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     for cell in nb.cells:
         assert not [o for o in cell.get("outputs", []) if o.output_type == "error"], cell.source
+
+
+def test_make_assignments_builds_every_assignment():
+    plan = subprocess.run(["make", "-nB", "assignments"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout
+    for notebook in ASSIGNMENTS:
+        assert f"otter assign --no-pdfs notebooks/assignments/{notebook.name} build/assignments/{notebook.stem}" in plan
+        assert f"build/assignments/{notebook.stem}/autograder/autograder.zip" in plan
