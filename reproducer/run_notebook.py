@@ -140,13 +140,14 @@ def run(notebook, executed, scale, output_dir, *figures, position=""):
         for path in staging.iterdir():              # all went well: move everything into place
             os.replace(path, Path(output_dir) / path.name)
     except papermill.PapermillExecutionError as error:
-        _fail(notebook, f"failed in cell {error.cell_index + 1} (execution count "
-                        f"{error.exec_count}) with {error.ename}: {error.evalue}; no outputs "
-                        f"were written; the traceback is in {executed}.")
+        _fail(notebook, f"failed in cell {error.cell_index + 1} of {executed} (execution "
+                        f"count {error.exec_count}) with {error.ename}: {error.evalue}; no "
+                        "outputs were written; that copy keeps the traceback.")
     except DeadKernelError:
         cell = _running_cell(executed)
-        _fail(notebook, f"the kernel died{f' in cell {cell}' if cell else ''} (out of memory, "
-                        f"or a crash in native code); no outputs were written; see {executed}.")
+        where = f" in cell {cell} of {executed}" if cell else f"; see {executed}"
+        _fail(notebook, f"the kernel died{where} (out of memory, or a crash in native code); "
+                        "no outputs were written.")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         for key, value in saved.items():
