@@ -23,8 +23,11 @@ FIGDIR := build/figures-$(SCALE)
 endif
 OUTPUTS := $(foreach nb,$(NOTEBOOKS),$(patsubst %,$(FIGDIR)/%.png,$(call figures_of,$(nb))))
 
-.PHONY: help setup test bench figures clean
+.PHONY: help setup test bench figures assignments clean
 .DEFAULT_GOAL := help
+# A recipe that fails (or is interrupted) deletes the targets it changed, so the next make
+# never mistakes half-written figures for up-to-date ones.
+.DELETE_ON_ERROR:
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,12 +53,28 @@ figures: $(STAMP) $(OUTPUTS) ## Run every notebook at SCALE (default paper), the
 	$(BIN)/python -m reproducer.claims --figures $(FIGDIR) $(if $(filter paper,$(SCALE)),,--no-readme)
 	@echo "figures up to date in $(FIGDIR)/"
 
+# $(1): notebook name, $(2): its position "k/n", shown in the progress lines
 define NOTEBOOK_RULE
 $(patsubst %,$(FIGDIR)/%.png,$(call figures_of,$(1))) &: notebooks/$(1).ipynb $(SRC) | $(STAMP)
-	$(BIN)/python -m reproducer.run_notebook notebooks/$(1).ipynb \
+	@$(BIN)/python -m reproducer.run_notebook --position $(2) notebooks/$(1).ipynb \
 		build/executed/$(1)-$(SCALE).ipynb $(SCALE) $(FIGDIR) $(call figures_of,$(1))
 endef
-$(foreach nb,$(NOTEBOOKS),$(eval $(call NOTEBOOK_RULE,$(nb))))
+$(foreach i,$(shell seq $(words $(NOTEBOOKS))),$(eval $(call NOTEBOOK_RULE,$(word $(i),$(NOTEBOOKS)),$(i)/$(words $(NOTEBOOKS)))))
+
+# Course assignments: notebooks/assignments/NAME.ipynb (solutions and tests, otter-grader's
+# format) -> build/assignments/NAME/student/ (hand out) and .../autograder/ (grade with it)
+ASSIGNMENTS := $(basename $(notdir $(wildcard notebooks/assignments/*.ipynb)))
+
+assignments: $(foreach a,$(ASSIGNMENTS),build/assignments/$(a)/student/$(a).ipynb) ## Build student and grader versions of the course assignments into build/assignments/
+	@echo "assignments built in build/assignments/ (see README, Teaching with this repository)"
+
+define ASSIGNMENT_RULE
+build/assignments/$(1)/student/$(1).ipynb: notebooks/assignments/$(1).ipynb $(SRC) | $(STAMP)
+	rm -rf build/assignments/$(1)
+	$(BIN)/otter assign --no-pdfs notebooks/assignments/$(1).ipynb build/assignments/$(1)
+	mv build/assignments/$(1)/autograder/$(1)-autograder_*.zip build/assignments/$(1)/autograder/autograder.zip
+endef
+$(foreach a,$(ASSIGNMENTS),$(eval $(call ASSIGNMENT_RULE,$(a))))
 
 clean: ## Remove build outputs and caches (never the committed figures)
 	rm -rf build .pytest_cache .hypothesis

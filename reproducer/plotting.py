@@ -41,9 +41,9 @@ def to_json(x):
     return x
 
 
-def _write_atomically(path, write):
-    """write(file) into a temporary file beside path, then rename it to path, so a reader
-    never sees half a file and a crash leaves none."""
+def _write_temporary(path, write):
+    """write(file) into a new temporary file beside path, readable like any figure; returns
+    its name. A reader of path never sees half a file."""
     path = Path(path)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part",
                                      delete=False) as f:
@@ -54,14 +54,16 @@ def _write_atomically(path, write):
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)      # temporary files are private; figures are not
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    except BaseException:
+        os.remove(tmp)
+        raise
+    return tmp
 
 
 def save_figure(fig, output_dir, name, data):
-    """Write output_dir/name.png, name.pdf and name.json (the numbers behind the figure).
+    """Write output_dir/name.png, name.pdf and name.json (the numbers behind the figure), all
+    three or none: each is written to a temporary file first, and only when all three are
+    written are they renamed into place.
 
     data: a dict of arrays, numbers, strings and nested dicts/lists of them.
     Returns the three paths.
@@ -70,8 +72,17 @@ def save_figure(fig, output_dir, name, data):
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: output_dir / f"{name}.{ext}" for ext in ("png", "pdf", "json")}
     text = json.dumps(to_json(data), indent=1, allow_nan=False).encode()
-    for ext in ("png", "pdf"):
-        _write_atomically(paths[ext], lambda f, ext=ext: fig.savefig(f, format=ext))
-    _write_atomically(paths["json"], lambda f: f.write(text))
+    writers = {"png": lambda f: fig.savefig(f, format="png"),
+               "pdf": lambda f: fig.savefig(f, format="pdf"),
+               "json": lambda f: f.write(text)}
+    temporary = {}
+    try:
+        for ext, write in writers.items():
+            temporary[ext] = _write_temporary(paths[ext], write)
+        for ext, tmp in temporary.items():
+            os.replace(tmp, paths[ext])
+    finally:
+        for tmp in temporary.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
     return paths
-

@@ -2,39 +2,170 @@
 
     python -m reproducer.run_notebook NOTEBOOK EXECUTED_COPY SCALE FIGDIR [FIGURE ...]
 
-Injects the parameters `scale` and `output_dir`, and fails with the notebook and cell
-named (the executed copy keeps the traceback), or if the notebook did not write
-FIGDIR/FIGURE.png for each FIGURE (default: the notebook's own name).
+Injects the parameters `scale` and `output_dir`, and fails with one line naming the notebook
+(and the cell) if it cannot run, or if it did not write FIGDIR/FIGURE.png for each FIGURE
+(default: the notebook's own name). The notebook writes into a temporary folder inside
+FIGDIR; its files move into FIGDIR only when the whole notebook succeeded, so a failed run
+leaves no new outputs behind. The executed copy keeps the traceback.
+
+`resolve_parameters` is what a notebook calls right after its parameters cell, so that run
+by hand (in Jupyter, working folder notebooks/) it writes under the repository's build/.
 """
+import os
+import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 SCALES = ("paper", "quick", "smoke")
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(notebook, executed, scale, output_dir, *figures):
+def repository_root():
+    """The checkout this package was installed from (editable install), else the working folder."""
+    return ROOT if (ROOT / "pyproject.toml").exists() else Path.cwd()
+
+
+def resolve_parameters(scale, output_dir):
+    """(scale, output_dir) for a notebook's run: the environment variable REPRODUCER_SCALE,
+    when set, replaces `scale` (the runner sets it to the scale it injects, so a hand run
+    can be made small without editing the notebook); a relative output_dir is taken from the
+    repository root, whatever the working folder. Returns (str, str)."""
+    scale = os.environ.get("REPRODUCER_SCALE") or scale
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}.")
+    output_dir = Path(output_dir)
+    if not output_dir.is_absolute():
+        output_dir = repository_root() / output_dir
+    if os.environ.get("REPRODUCER_TEXT_PROGRESS"):
+        _text_progress_bars()
+    return scale, str(output_dir)
+
+
+def _text_progress_bars():
+    """Under the runner, the library's tqdm.auto bars print text (which the runner streams
+    to the terminal) instead of Jupyter widgets (which only a browser shows)."""
+    import tqdm.auto
+    import tqdm.std
+    tqdm.auto.tqdm = tqdm.std.tqdm
+
+
+def _fail(notebook, message):
+    raise SystemExit(f"{notebook}: {message}")
+
+
+def _read_notebook(notebook):
+    """The notebook, after checking it exists, is a notebook and has a `parameters` cell."""
+    import nbformat
+    path = Path(notebook)
+    if not path.exists():
+        _fail(notebook, "no such notebook.")
+    if not path.is_file():
+        _fail(notebook, "is a folder, not a notebook.")
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as error:     # nbformat raises several kinds for a file that is not JSON
+        _fail(notebook, f"is not a Jupyter notebook ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else 'unreadable'}).")
+    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+        _fail(notebook, "has no cell tagged `parameters`, so the scale and output folder "
+                        "cannot be injected; refusing to run it. Restore the tag on the cell "
+                        "of literals near the top (JupyterLab: property inspector > Cell Tags; "
+                        "or add \"tags\": [\"parameters\"] to that cell's metadata).")
+    return nb
+
+
+def _check_folder(notebook, path, what):
+    path = Path(path)
+    for parent in [path, *path.parents]:
+        if parent.exists() and not parent.is_dir():
+            _fail(notebook, f"the {what} {path} cannot be created: {parent} is a file.")
+
+
+def _running_cell(executed):
+    """Index (from 1) of the last cell that started, from the executed copy papermill saves
+    at every cell start, or None."""
+    import nbformat
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except Exception:
+        return None
+    started = [i for i, cell in enumerate(nb.cells, start=1)
+               if cell.get("metadata", {}).get("papermill", {}).get("start_time")]
+    return started[-1] if started else None
+
+
+def run(notebook, executed, scale, output_dir, *figures, position=""):
+    """Execute `notebook` at `scale` into output_dir, keeping the executed copy at `executed`.
+
+    position: e.g. "3/12", shown in the progress line. Output is streamed (cell progress,
+    the notebook's own printouts and bars) except at smoke scale, which prints one line.
+    """
     import papermill
+    from nbclient.exceptions import DeadKernelError
     if scale not in SCALES:
         raise SystemExit(f"scale must be one of {', '.join(SCALES)}, got {scale!r}.")
+    nb = _read_notebook(notebook)
     name = Path(notebook).stem
+    _check_folder(notebook, output_dir, "output folder")
+    _check_folder(notebook, Path(executed).parent, "folder of the executed copy")
+    if Path(executed).is_dir():
+        _fail(notebook, f"the executed copy's path {executed} is a folder.")
     Path(executed).parent.mkdir(parents=True, exist_ok=True)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=f".{name}-running-"))
+    verbose = scale != "smoke"
+    label = f"[{position}] " if position else ""
+    print(f"{label}{notebook} at {scale} scale ({len(nb.cells)} cells) -> {output_dir}",
+          flush=True)
+    start = time.perf_counter()
+    environment = {"REPRODUCER_SCALE": scale, "REPRODUCER_TEXT_PROGRESS": "1",
+                   "TQDM_MININTERVAL": "2"}
+    saved = {k: os.environ.get(k) for k in environment}
+    os.environ.update(environment)
     try:
-        papermill.execute_notebook(notebook, executed, kernel_name="python3",
-                                   parameters={"scale": scale, "output_dir": str(output_dir)},
-                                   progress_bar=False)
+        papermill.execute_notebook(
+            notebook, executed, kernel_name="python3",
+            parameters={"scale": scale, "output_dir": str(staging)},
+            progress_bar=dict(desc=f"{label}{name} cells", unit="cell", mininterval=2)
+            if verbose else False,
+            stdout_file=sys.stdout if verbose else None,
+            stderr_file=sys.stderr if verbose else None)
+        missing = [f"{figure}.png" for figure in figures or [name]
+                   if not (staging / f"{figure}.png").exists()]
+        if missing:
+            _fail(notebook, f"ran but did not write {', '.join(missing)} into output_dir; it "
+                            "must save its figures there (see reproducer.plotting.save_figure).")
+        for path in staging.iterdir():              # all went well: move everything into place
+            os.replace(path, Path(output_dir) / path.name)
     except papermill.PapermillExecutionError as error:
-        raise SystemExit(f"{notebook} failed in cell {error.exec_count} with {error.ename}: "
-                         f"{error.evalue}\nThe executed notebook with the full traceback is "
-                         f"{executed}.") from None
-    missing = [str(Path(output_dir) / f"{figure}.png") for figure in figures or [name]
-               if not (Path(output_dir) / f"{figure}.png").exists()]
-    if missing:
-        raise SystemExit(f"{notebook} ran but did not write {', '.join(missing)}; it must "
-                         "save its figures there (see reproducer.plotting.save_figure).")
+        _fail(notebook, f"failed in cell {error.cell_index + 1} of {executed} (execution "
+                        f"count {error.exec_count}) with {error.ename}: {error.evalue}; no "
+                        "outputs were written; that copy keeps the traceback.")
+    except DeadKernelError:
+        cell = _running_cell(executed)
+        where = f" in cell {cell} of {executed}" if cell else f"; see {executed}"
+        _fail(notebook, f"the kernel died{where} (out of memory, or a crash in native code); "
+                        "no outputs were written.")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    print(f"{label}{name} done in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def main(argv):
+    position = ""
+    if argv[:1] == ["--position"]:
+        position, argv = argv[1], argv[2:]
+    if len(argv) < 4:
+        raise SystemExit(__doc__)
+    run(*argv, position=position)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 5:
-        raise SystemExit(__doc__)
-    run(*sys.argv[1:])
+    main(sys.argv[1:])

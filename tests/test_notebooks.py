@@ -41,7 +41,10 @@ def test_one_parameters_cell_of_literals(notebook):
     for statement in ast.parse("".join(tagged[0]["source"])).body:
         assert isinstance(statement, ast.Assign), "only assignments in the parameters cell"
         names[statement.targets[0].id] = ast.literal_eval(statement.value)   # literals only
-    assert names["scale"] == "paper" and names["output_dir"] == "figures"
+    # Run by hand (no injected parameters) a notebook takes minutes and writes under build/
+    assert names["scale"] == "quick" and names["output_dir"].startswith("build/")
+    following = cells(notebook)[cells(notebook).index(tagged[0]) + 1]
+    assert "scale, output_dir = resolve_parameters(scale, output_dir)" in "".join(following["source"])
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
@@ -57,6 +60,7 @@ def test_runs_at_smoke_scale_and_writes_its_figures(notebook, tmp_path):
     from reproducer.run_notebook import run
     figures = figures_of(notebook)
     run(notebook, tmp_path / "executed.ipynb", "smoke", tmp_path, *figures)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no staging left
     for name in figures:
         for ext in ("png", "pdf", "json"):
             assert (tmp_path / f"{name}.{ext}").stat().st_size > 0
@@ -87,3 +91,147 @@ def test_a_failed_save_leaves_no_file(tmp_path):
         save_figure(fig, tmp_path, "broken", {"bad": object()})
     plt.close(fig)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_save_figure_writes_none_of_the_three(tmp_path, monkeypatch):
+    fig = plt.figure()
+    savefig = fig.savefig
+
+    def pdf_fails(f, format):
+        if format == "pdf":
+            raise OSError("disk full")
+        savefig(f, format=format)
+
+    monkeypatch.setattr(fig, "savefig", pdf_fails)
+    with pytest.raises(OSError, match="disk full"):
+        save_figure(fig, tmp_path, "half", {"x": 1})
+    plt.close(fig)
+    assert list(tmp_path.iterdir()) == []
+
+
+# A notebook run can neither overwrite nor fake the figures (issue 13, item 2)
+
+def tiny_notebook(path, *sources, tagged=True):
+    """A notebook of code cells; the first is the parameters cell (tagged unless told not)."""
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    if tagged:
+        nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+SAVES = ("import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt\n"
+         "from reproducer.plotting import save_figure\n"
+         "save_figure(plt.figure(), output_dir, 'tiny', {'scale': scale})")
+
+
+def run_failing(*args):
+    from reproducer.run_notebook import run
+    with pytest.raises(SystemExit) as failure:
+        run(*args)
+    message = str(failure.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+def test_a_notebook_without_parameters_tag_is_refused_before_it_runs(tmp_path):
+    marker = tmp_path / "ran"
+    notebook = tiny_notebook(tmp_path / "untagged.ipynb",
+                             f"scale = 'paper'\noutput_dir = 'figures'\nopen({str(marker)!r}, 'w')",
+                             tagged=False)
+    message = run_failing(notebook, tmp_path / "executed.ipynb", "smoke", tmp_path / "out", "tiny")
+    assert str(notebook) in message and "parameters" in message and "tag" in message
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_run_that_fails_after_saving_leaves_no_new_outputs(tmp_path):
+    out = tmp_path / "figures"
+    out.mkdir()
+    (out / "tiny.png").write_bytes(b"old")
+    notebook = tiny_notebook(tmp_path / "fails.ipynb", "scale = 'paper'\noutput_dir = 'figures'",
+                             SAVES, "raise RuntimeError('after the figure')")
+    message = run_failing(notebook, tmp_path / "executed.ipynb", "smoke", out, "tiny")
+    assert str(notebook) in message and "cell 4" in message and "after the figure" in message
+    assert sorted(p.name for p in out.iterdir()) == ["tiny.png"]
+    assert (out / "tiny.png").read_bytes() == b"old"
+
+
+def test_a_successful_run_moves_all_outputs_into_place(tmp_path):
+    from reproducer.run_notebook import run
+    out = tmp_path / "figures"
+    notebook = tiny_notebook(tmp_path / "ok.ipynb", "scale = 'paper'\noutput_dir = 'figures'", SAVES)
+    run(notebook, tmp_path / "executed.ipynb", "smoke", out, "tiny")
+    assert sorted(p.name for p in out.iterdir()) == ["tiny.json", "tiny.pdf", "tiny.png"]
+    assert json.loads((out / "tiny.json").read_text()) == {"scale": "smoke"}
+
+
+def test_a_notebook_that_writes_no_figure_fails_and_leaves_nothing(tmp_path):
+    out = tmp_path / "figures"
+    notebook = tiny_notebook(tmp_path / "silent.ipynb", "scale = 'paper'\noutput_dir = 'figures'",
+                             SAVES)
+    message = run_failing(notebook, tmp_path / "executed.ipynb", "smoke", out, "other")
+    assert "other.png" in message
+    assert list(out.iterdir()) == []
+
+
+def test_missing_notebook_one_line(tmp_path):
+    message = run_failing(tmp_path / "nope.ipynb", tmp_path / "e.ipynb", "smoke", tmp_path)
+    assert "nope.ipynb" in message and "no such notebook" in message
+
+
+def test_not_a_notebook_one_line(tmp_path):
+    fake = tmp_path / "fake.ipynb"
+    fake.write_text("print('hello')\n")
+    message = run_failing(fake, tmp_path / "e.ipynb", "smoke", tmp_path)
+    assert "fake.ipynb" in message and "not a Jupyter notebook" in message
+
+
+def test_output_path_that_is_a_file_one_line(tmp_path):
+    notebook = tiny_notebook(tmp_path / "ok.ipynb", "scale = 'paper'\noutput_dir = 'figures'", SAVES)
+    (tmp_path / "figures").write_text("a file")
+    message = run_failing(notebook, tmp_path / "e.ipynb", "smoke", tmp_path / "figures", "tiny")
+    assert "ok.ipynb" in message and "is a file" in message
+
+
+def test_dead_kernel_one_line_naming_notebook_and_cell(tmp_path):
+    out = tmp_path / "figures"
+    notebook = tiny_notebook(tmp_path / "dies.ipynb", "scale = 'paper'\noutput_dir = 'figures'",
+                             SAVES, "import os\nos._exit(1)")
+    message = run_failing(notebook, tmp_path / "executed.ipynb", "smoke", out, "tiny")
+    assert "dies.ipynb" in message and "kernel died" in message and "cell 4" in message
+    assert list(out.iterdir()) == []
+
+
+def test_makefile_deletes_targets_of_failed_recipes():
+    assert re.search(r"^\.DELETE_ON_ERROR:", (ROOT / "Makefile").read_text(), re.M)
+
+
+# Run by hand the way Jupyter does (issue 14)
+
+def files_outside_build():
+    skip = {".git", ".venv", "build", "__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints"}
+    found = {}
+    for path in ROOT.rglob("*"):
+        if not skip.intersection(path.relative_to(ROOT).parts) and path.is_file():
+            found[path] = path.stat().st_mtime_ns
+    return found
+
+
+def test_a_notebook_run_by_hand_writes_only_under_build(monkeypatch):
+    """Working folder notebooks/, no injected parameters, REPRODUCER_SCALE=smoke as a student
+    would set it: the figure lands in the repository's build/, nothing else changes."""
+    import nbclient
+    import nbformat
+    monkeypatch.setenv("REPRODUCER_SCALE", "smoke")
+    monkeypatch.delenv("REPRODUCER_TEXT_PROGRESS", raising=False)
+    notebook = ROOT / "notebooks" / "fig1_toy_meta_learning.ipynb"
+    before = files_outside_build()
+    nb = nbformat.read(notebook, as_version=4)
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=600,
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    assert files_outside_build() == before
+    written = json.loads((ROOT / "build" / "by-hand" / "fig1_toy_meta_learning.json").read_text())
+    assert written["scale"] == "smoke"
