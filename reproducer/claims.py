@@ -137,9 +137,14 @@ def _omniglot_loss(data, model, part):
 
 
 def _omniglot_spread(data, model, part):
-    """The standard deviation over replicates of a loss, if the JSON has one (else None)."""
+    """The standard deviation over final trainings of a loss, if the JSON has one (else None)."""
     std = data[model].get(f"{part}_loss_std")
-    return None if std is None or data.get("n_replicates", 1) < 2 else float(std)
+    return None if std is None or _omniglot_runs(data) < 2 else float(std)
+
+
+def _omniglot_runs(data):
+    """How many final trainings the losses average (older JSON: one per replicate)."""
+    return data.get("n_runs", data.get("n_replicates", 1))
 
 
 def _omniglot_number(model, part):
@@ -150,7 +155,7 @@ def _omniglot_number(model, part):
         text = f"{ours:.2f}" if std is None else f"{ours:.2f} +- {std:.2f}"
         return ours, text, abs(off) <= 0.15, (
             f"{off:+.0%} against the paper (rule: within 15%"
-            + ("" if std is None else f"; +- is the spread over {data['n_replicates']} replicates")
+            + ("" if std is None else f"; +- is the spread over {_omniglot_runs(data)} final trainings")
             + "; absolute losses depend on the 12 / 3 split and the 28x28 downsampling).")
     return measure
 
