@@ -49,8 +49,11 @@ STALE_PART_SECONDS = 3600  # a *.part file untouched this long was left by a kil
 
 # The paper's Omniglot network has 55 outputs: the largest alphabet (Tifinagh) has 55 characters.
 OMNIGLOT_MAX_CLASSES = 55
-# HIPS/hypergrad's ROTATED_ALPHABETS = [6, 10, 23, 38, 39], read in the official numbering.
-OMNIGLOT_ALPHABETS = ('Braille', 'Anglo-Saxon_Futhorc', 'Mkhedruli_(Georgian)', 'Kannada', 'Keble')
+# The five alphabets of the paper's Fig. 8 (HIPS/hypergrad's ROTATED_ALPHABETS = [6, 10, 23,
+# 38, 39] index their own data file, not the official order): identified by matching the
+# figure's glyphs against all 50 alphabets (notebooks/fig8_omniglot_alphabets.ipynb).
+OMNIGLOT_ALPHABETS = ('Aurek-Besh', 'Blackfoot_(Canadian_Aboriginal_Syllabics)', 'Hebrew', 'N_Ko',
+                      'Ojibwe_(Canadian_Aboriginal_Syllabics)')
 
 Dataset = namedtuple('Dataset', ['images', 'labels'])
 
@@ -503,11 +506,11 @@ def omniglot_tasks(alphabets=OMNIGLOT_ALPHABETS, n_test_drawers=5, seed=0, downl
     tasks (see make_tasks for the dict of arrays each holds), 28x28 images flattened to 784.
 
     Each character's 20 drawers are split into 20 - n_test_drawers train and n_test_drawers test
-    drawers, the same drawers for every task, chosen by `seed`. The default alphabets are
-    Braille, Anglo-Saxon_Futhorc, Mkhedruli_(Georgian), Kannada and Keble: HIPS/hypergrad
-    used alphabets [6, 10, 23, 38, 39] of Burda's chardata.mat, whose order we take to be the
-    official numbering (char_id order; unverified, that file is unavailable). All have at most
-    55 characters (26, 29, 41, 41, 26), the size of the paper's output layer."""
+    drawers, the same drawers for every task, chosen by `seed` (n_test_drawers=5 keeps 15
+    drawers per character in `train_*`, the size of the authors' data file). The default
+    alphabets are the five of the paper's Fig. 8: Aurek-Besh, Blackfoot, Hebrew, N'Ko and
+    Ojibwe (26, 14, 22, 33 and 14 characters), identified from the figure's glyphs; the
+    authors' indices [6, 10, 23, 38, 39] refer to the order of their own data file."""
     data = load_omniglot(download)
     _, test_drawers = drawer_split(data['drawer'], n_test_drawers, seed)
     return make_tasks(data, alphabets, test_drawers)

@@ -139,3 +139,136 @@ def train(layout, hypers, part, seed, T, alpha, gamma, log_init_scale, n_tasks):
     w0 = init_weights(layout, np.full(len(layout), log_init_scale), seed)
     return sgd_momentum(loss, w0, alphas, np.full((T, len(layout)), gamma), hypers,
                         blocks=layout)
+
+
+# ---------------------------------------------------------------------------------------
+# Sharing by reparametrization (the authors' Omniglot experiment, Figs. 8-9)
+#
+# Every layer k of the ten networks is a linear mix of ten free "task vectors" z_j (the
+# layer's weights and biases): w_i = sum_j T_k[i, j] z_j. Training runs SGD on z with an L2
+# penalty exp(log_l2) |z|^2, so a gradient of task i reaches every z_j with T_k[i, j] != 0
+# and the tasks share during training. The hyperparameters are the matrices T_k (and
+# log_l2): theta = [T_1.ravel(), ..., T_K.ravel(), log_l2].
+
+def sharing_transforms(layer_corr, n_tasks):
+    """(n_layers, n_tasks, n_tasks): layer k's T = (1 - c_k) I + c_k / n_tasks * ones, the
+    authors' make_transform. c = 0: separate networks; c = 1: every task uses the mean of the
+    ten z's, one shared layer; their learned setting starts from c = 0.5 in every layer."""
+    eye, full = np.eye(n_tasks), np.full((n_tasks, n_tasks), 1.0 / n_tasks)
+    return np.array([(1.0 - c) * eye + c * full for c in layer_corr])
+
+
+def sharing_hypers(transforms, log_l2):
+    """theta = [T_1.ravel(), ..., T_K.ravel(), log_l2] (n_layers n_tasks^2 + 1,)."""
+    return np.concatenate([np.ravel(transforms), [log_l2]])
+
+
+def unpack_sharing(theta, n_layers, n_tasks):
+    """theta -> (transforms (n_layers, n_tasks, n_tasks), log_l2)."""
+    expected = n_layers * n_tasks ** 2 + 1
+    if np.shape(theta) != (expected,):
+        raise ValueError(f"theta must have shape ({expected},) = {n_layers} layers x "
+                         f"{n_tasks}^2 + 1, got {np.shape(theta)}.")
+    return np.reshape(theta[:-1], (n_layers, n_tasks, n_tasks)), theta[-1]
+
+
+def shared_weights(layout, z, transforms):
+    """The ten networks' weights w (D,) (layout of multitask_layout, untied) from the free
+    vectors z (D,): block by block, w_i = sum_j T_k[i, j] z_j for layer k's weights and
+    biases."""
+    pieces = []
+    for name in layout.names:
+        k = int(name[len("layer"):name.index("_")])
+        Z = layout.get(z, name)
+        if Z.shape[0] != transforms.shape[1]:
+            raise ValueError(f"block {name} holds {Z.shape[0]} copies; reparametrized sharing "
+                             f"needs one per task ({transforms.shape[1]}), not tied layers.")
+        Z2 = np.reshape(Z, (Z.shape[0], -1))
+        pieces.append(np.ravel(np.dot(transforms[k - 1], Z2)))
+    return np.concatenate(pieces)
+
+
+def sharing_loss(layout, part, n_tasks):
+    """The training objective loss(z, theta, t) of sgd_momentum: the sum over tasks of each
+    task's mean cross-entropy with weights shared_weights(z, T), plus exp(log_l2) |z|^2
+    (full batch: t is unused)."""
+    n_layers = len(layout) // 2
+
+    def loss(z, theta, t):
+        transforms, log_l2 = unpack_sharing(theta, n_layers, n_tasks)
+        w = shared_weights(layout, z, transforms)
+        return np.sum(task_losses(layout, w, part)) + np.exp(log_l2) * np.dot(z, z)
+    return loss
+
+
+def train_shared(layout, theta, part, seed, T, alpha, gamma, log_init_scale, n_tasks,
+                 method="exact", unrolled=False):
+    """The ten networks' weights w (D,) after T full-batch steps of SGD with momentum on z
+    (sharing_loss), from z_0 = exp(log_init_scale) * standard normal drawn from seed.
+    Differentiable in theta through the reversible sgd_momentum (or, unrolled=True, through
+    plain float64 autograd, the reference of the tests)."""
+    from .sgd import sgd_momentum_unrolled
+    n_layers = len(layout) // 2
+    z0 = init_weights(layout, np.full(len(layout), log_init_scale), seed)
+    alphas, gammas = np.full(T, float(alpha)), np.full(T, float(gamma))
+    loss = sharing_loss(layout, part, n_tasks)
+    if unrolled:
+        z = sgd_momentum_unrolled(loss, z0, alphas, gammas, theta)
+    else:
+        z = sgd_momentum(loss, z0, alphas, gammas, theta, method=method)
+    return shared_weights(layout, z, unpack_sharing(theta, n_layers, n_tasks)[0])
+
+
+def sharing_correlations(transform):
+    """The correlation between tasks that T implies, as the authors plot it: C = T T^T (the
+    covariance of w = T z for z with independent unit entries), normalized to unit diagonal."""
+    C = np.dot(transform, transform.T)
+    d = np.sqrt(np.diag(C))
+    return C / (d[:, None] * d[None, :])
+
+
+def character_partition(labels, counts, rng):
+    """Split one task's examples at random, character by character: for each class, a random
+    counts[0] of its examples go to part 0, the next counts[1] to part 1, ... (the authors'
+    random_partition). labels (N,) ints; every class must have exactly sum(counts) examples.
+    Returns a list of index arrays, one per part."""
+    parts = [[] for _ in counts]
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) != sum(counts):
+            raise ValueError(f"class {c} has {len(rows)} examples; the split {list(counts)} "
+                             f"needs exactly {sum(counts)}.")
+        rows = rng.permutation(rows)
+        for i, end in enumerate(np.cumsum(counts)):
+            parts[i].extend(rows[end - counts[i]:end])
+    return [np.sort(np.array(p, dtype=int)) for p in parts]
+
+
+def authors_split(tasks, seed, counts=(12, 3), n_outputs=55, center=True):
+    """The authors' data: each task's 15 examples per character (its `train_*` arrays, the
+    15 drawers omniglot_tasks kept) split at random per character into counts = (12, 3)
+    training and test examples. center: subtract the mean image of all the tasks' examples
+    (all 15 per character, as their subtract_mean did on the whole data set) from every
+    image. Returns {"train": (images list, labels list), "test": ...} of per-task arrays."""
+    rng = np.random.RandomState(seed)
+    mean = 0.0
+    if center:
+        mean = np.mean(np.concatenate([task["train_images"] for task in tasks]), axis=0)
+    out = {"train": ([], []), "test": ([], [])}
+    for task in tasks:
+        images, labels = task["train_images"] - mean, task["train_labels"]
+        for part, rows in zip(("train", "test"), character_partition(labels, counts, rng)):
+            out[part][0].append(images[rows])
+            out[part][1].append(labels[rows])
+    return out
+
+
+def resplit(images, labels, seed, counts=(10, 2), n_outputs=55):
+    """One meta-iteration's data: every task's training examples re-split at random per
+    character into counts = (10, 2) training and validation examples. Returns the two
+    `pad_tasks` triples (train, valid)."""
+    rng = np.random.RandomState(seed)
+    splits = [character_partition(y, counts, rng) for y in labels]
+    return tuple(pad_tasks([x[s[i]] for x, s in zip(images, splits)],
+                           [y[s[i]] for y, s in zip(labels, splits)], n_outputs)
+                 for i in range(len(counts)))

@@ -554,3 +554,22 @@ def test_stale_part_files_of_killed_loaders_are_cleared(tiny_mnist, tmp_path):
         os.utime(path, (hours_ago, hours_ago))
     data.load_mnist(download=False)
     assert not any(path.exists() for path in stale) and live.exists()
+
+
+def test_identify_rows_finds_the_alphabet_and_orientation_of_glyphs():
+    """Glyphs cut from a mosaic of transposed drawings of alphabet 2 (of 3 random ones) are
+    attributed to alphabet 2, transposed, even though the exact drawings are left out."""
+    from reproducer.glyphs import grid_cells, identify_rows
+    rs = np.random.RandomState(0)
+    protos = rs.rand(3, 4, 28, 28) < 0.15                         # 3 alphabets x 4 characters
+    noisy = lambda p: np.where(rs.rand(*p.shape) < 0.03, ~p, p).astype(float)
+    images = np.array([noisy(protos[a, c]) for a in range(3) for c in range(4) for _ in range(3)])
+    alphabet = np.repeat(np.arange(3), 12)
+    shown = [noisy(protos[2, c]).T for c in range(4)]               # new drawings, transposed
+    mosaic = np.concatenate(shown, axis=1)                          # one row of 4 glyphs
+    big = np.kron(mosaic, np.ones((2, 2)))                          # shown at twice the size
+    cells = grid_cells(big, 1, 4)
+    np.testing.assert_allclose(cells[0], shown)
+    best = identify_rows(cells, images, alphabet)[0]
+    assert best[0][2] == 2 and best[0][1] == "transposed, rot90 x0"
+    assert best[0][0] > best[1][0]

@@ -12,9 +12,12 @@ from reproducer.augmentation import (augment, convolve, identity_preprocessing, 
                                      random_shifts, step_noise)
 from reproducer.models import (authors_init, batch_slice, cross_entropy, init_weights, minibatch,
                                mlp_layout, mlp_predict)
-from reproducer.multitask import (coupling_matrices, initial_coupling_hypers, mean_loss,
-                                  multitask_layout, pad_tasks, predict, split_tasks,
-                                  task_losses, total_penalty, without_couplings)
+from reproducer.multitask import (authors_split, character_partition, coupling_matrices,
+                                  initial_coupling_hypers, mean_loss, multitask_layout,
+                                  pad_tasks, predict, resplit, shared_weights,
+                                  sharing_correlations, sharing_hypers, sharing_transforms,
+                                  split_tasks, task_losses, total_penalty, train_shared,
+                                  unpack_sharing, without_couplings)
 from reproducer.penalties import (correlations, coupling_matrix, coupling_penalty, n_pairs,
                                   penalty_prior, per_weight_l2)
 from reproducer.sgd import sgd_momentum_unrolled
@@ -129,6 +132,76 @@ def test_multitask_coupling_hypergradient(tied_layers):
     theta = initial_coupling_hypers(2, n_tasks, -2.0, -1.0) + 0.3 * RS.randn(2 * 6)
     w_start = init_weights(layout, np.full(len(layout), -1.0), seed=2)
     assert_hypergradients_agree(loss, theta, w_start, lambda w: mean_loss(layout, w, valid))
+
+
+def test_reparametrized_sharing_hypergradient():
+    """d valid / d theta for theta = (T of both layers, log L2), through the reversible
+    training of z plus the direct path T -> w = T z, against the unrolled float64 loop."""
+    n_tasks, sizes = 3, [784, 4, 3]
+    layout = multitask_layout(sizes, n_tasks)
+    counts = [5, 4, 6]
+    part = pad_tasks([IMAGES[:k] for k in counts], [np.argmax(LABELS[:k], 1) for k in counts], 3)
+    valid = pad_tasks([IMAGES[12:12 + k] for k in counts],
+                      [np.argmax(LABELS[12:12 + k], 1) for k in counts], 3)
+    theta = sharing_hypers(sharing_transforms([0.5, 0.3], n_tasks) + 0.1 * RS.randn(2, 3, 3), -2.0)
+    d_theta = {unrolled: grad(lambda th: mean_loss(layout, train_shared(
+        layout, th, part, 3, T, 0.5, 0.9, -1.0, n_tasks, unrolled=unrolled), valid))(theta)
+        for unrolled in (False, True)}
+    reference = d_theta[True]
+    assert np.all(np.abs(reference[:-1]) > 0) and abs(reference[-1]) > 0
+    assert relative_error(d_theta[False], reference) <= 1e-6
+    assert abs(d_theta[False][-1] - reference[-1]) <= 1e-6 * abs(reference[-1])
+
+
+def test_shared_weights_by_hand_and_the_authors_settings():
+    n_tasks, layout = 3, multitask_layout([2, 2, 1], 3)
+    z = RS.randn(layout.size)
+    transforms = RS.randn(2, 3, 3)
+    w = shared_weights(layout, z, transforms)
+    for name in layout.names:                       # w_i = sum_j T[i, j] z_j, block by block
+        k = int(name[5]) - 1
+        Z, W = layout.get(z, name), layout.get(w, name)
+        for i in range(n_tasks):
+            np.testing.assert_allclose(W[i], sum(transforms[k, i, j] * Z[j] for j in range(3)))
+    separate = shared_weights(layout, z, sharing_transforms([0, 0], n_tasks))
+    np.testing.assert_array_equal(separate, z)
+    tied = shared_weights(layout, z, sharing_transforms([1, 0], n_tasks))
+    W1 = layout.get(tied, "layer1_weights")         # every task: the mean of the three z's
+    np.testing.assert_allclose(W1, np.broadcast_to(layout.get(z, "layer1_weights").mean(0), W1.shape))
+    np.testing.assert_array_equal(layout.get(tied, "layer2_weights"), layout.get(z, "layer2_weights"))
+    np.testing.assert_allclose(sharing_transforms([0.5], 2)[0], [[0.75, 0.25], [0.25, 0.75]])
+    np.testing.assert_allclose(sharing_correlations(np.eye(3)), np.eye(3))
+    np.testing.assert_allclose(sharing_correlations(np.full((3, 3), 1 / 3)), np.ones((3, 3)))
+    theta = sharing_hypers(transforms, -4.0)
+    back, log_l2 = unpack_sharing(theta, 2, 3)
+    np.testing.assert_array_equal(back, transforms) and log_l2 == -4.0
+    with pytest.raises(ValueError, match="shape"):
+        unpack_sharing(theta[:-1], 2, 3)
+    with pytest.raises(ValueError, match="tied"):
+        shared_weights(multitask_layout([2, 2, 1], 3, tied_layers=(1,)), z[:12], transforms)
+
+
+def test_character_partition_and_the_authors_split():
+    labels = np.repeat([0, 1, 2], 15)
+    train, test = character_partition(labels, (12, 3), np.random.RandomState(0))
+    assert np.all(np.bincount(labels[train]) == 12) and np.all(np.bincount(labels[test]) == 3)
+    assert not set(train) & set(test) and len(train) + len(test) == 45
+    other = character_partition(labels, (12, 3), np.random.RandomState(1))[0]
+    assert not np.array_equal(train, other)        # a new split per seed
+    with pytest.raises(ValueError, match="exactly 15"):
+        character_partition(labels[1:], (12, 3), np.random.RandomState(0))
+    images = RS.rand(45, 4)
+    tasks = [dict(train_images=images, train_labels=labels),
+             dict(train_images=images[::-1].copy(), train_labels=labels[::-1].copy())]
+    split = authors_split(tasks, seed=0)
+    mean = images.mean(0)                           # both tasks hold the same 45 images
+    x, y = split["train"][0][0], split["train"][1][0]
+    assert x.shape == (36, 4) and np.all(np.bincount(y) == 12)
+    np.testing.assert_allclose(np.concatenate([x, split["test"][0][0]]).sum(0) + 45 * mean,
+                               images.sum(0))
+    tr, va = resplit(split["train"][0], split["train"][1], seed=3)
+    assert tr[0].shape == (2, 30, 4) and va[0].shape == (2, 6, 4)
+    np.testing.assert_allclose(va[2].sum(axis=1), 1.0)
 
 
 # --- the pieces, by hand ---------------------------------------------------------------------

@@ -141,6 +141,23 @@ def test_initial_hypergradient_against_the_authors(tmp_path):
     assert rows_by_key(tmp_path)["initial_hypergradient_authors"]["status"] == "not measured"
 
 
+def test_omniglot_spread_and_reparametrization_ablation(tmp_path):
+    write(tmp_path, "fig9_omniglot_sharing", {
+        "separate": {"train_loss": 0.6, "test_loss": 1.3, "train_loss_std": 0.01, "test_loss_std": 0.05},
+        "tied": {"train_loss": 0.9, "test_loss": 1.2, "train_loss_std": 0.02, "test_loss_std": 0.04},
+        "learned": {"train_loss": 0.6, "test_loss": 1.17, "train_loss_std": 0.01, "test_loss_std": 0.02},
+        "n_replicates": 3, "ablation_sizes": {"layer_sizes": [784, 30, 15, 55]},
+        "ablation": {"reparam_learned": [0.5, 1.5], "penalty_learned": [0.4, 1.7],
+                     "reparam_separate": [0.5, 1.6], "penalty_separate": [0.4, 1.65]}})
+    rows = rows_by_key(tmp_path)
+    assert rows["omniglot_separate_test"]["ours_text"] == "1.30 +- 0.05"
+    assert "3 final trainings" in rows["omniglot_separate_test"]["note"]
+    assert rows["omniglot_learned_best"]["status"] == "supports"
+    assert "less than the largest spread" in rows["omniglot_learned_best"]["note"]  # 0.03 < 0.05
+    assert rows["omniglot_reparametrization"]["status"] == "supports"
+    assert "reparametrization +0.10, penalty -0.05" in rows["omniglot_reparametrization"]["note"]
+
+
 def test_chaos_onset_by_hand():
     log_alphas = np.round(np.arange(0.0, 3.05, 0.1), 1)            # 0.0, 0.1, ..., 3.0
     h = -np.ones(len(log_alphas))
