@@ -5,8 +5,9 @@
 Reads the JSON files the figure notebooks wrote, writes FIGURES/claims.json, and rewrites
 the README between the lines <!-- claims:start --> and <!-- claims:end --> (if the markers
 are missing it prints the table and says where to add them). A claim whose figure has not
-been run is listed as "not yet run", one whose JSON lacks a number as "not measured": no
-value is ever filled in by hand. Each claim states the rule that decides "supports".
+been run is listed as "not yet run", one whose JSON lacks a number as "not measured", one
+whose figure was made at quick or smoke scale as "not judged" (the note says what the rule
+gives there): no value is ever filled in by hand. Each claim states the rule that decides "supports".
 """
 import argparse
 import json
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
-NOT_RUN, NOT_MEASURED = "not yet run", "not measured"
+NOT_RUN, NOT_MEASURED, NOT_JUDGED = "not yet run", "not measured", "not judged"
 
 
 @dataclass(frozen=True)
@@ -367,7 +368,8 @@ CLAIMS = [
 
 def ledger(figures_dir, claims=CLAIMS):
     """One dict per claim: key, claim, figure, paper, ours (float or None), ours_text,
-    status ("supports", "does not support", "not yet run" or "not measured"), note."""
+    status ("supports", "does not support", "not yet run", "not measured", or "not judged
+    (SCALE scale)" when the figure's JSON comes from a smaller run than the paper's), note."""
     rows = []
     for claim in claims:
         row = dict(key=claim.key, claim=claim.claim, figure=f"{claim.figure}.json",
@@ -380,10 +382,14 @@ def ledger(figures_dir, claims=CLAIMS):
             except (KeyError, IndexError, TypeError) as missing:
                 row.update(status=NOT_MEASURED, note=f"{path.name} lacks {missing}.")
             else:
+                verdict = "supports" if supports else "does not support"
                 row.update(ours=None if ours is None else float(ours), ours_text=text, note=note,
-                           status="supports" if supports else "does not support")
+                           status=verdict)
                 if data.get("scale", "paper") != "paper":
-                    row["note"] += f" From a {data['scale']}-scale run, not the paper scale."
+                    # A verdict needs the experiment the authors ran: a smaller run only hints.
+                    row["status"] = f"{NOT_JUDGED} ({data['scale']} scale)"
+                    row["note"] += (f" From a {data['scale']}-scale run, not the paper scale; "
+                                    f"there the rule gives: {verdict}.")
                 if isinstance(data.get("scale_note"), str):     # how the run departs from the paper
                     row["note"] += f" Setting of this run: {data['scale_note']}."
         rows.append(row)
