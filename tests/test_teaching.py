@@ -7,7 +7,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pins(lines):
-    return sorted(l.strip() for l in lines if re.match(r"^[A-Za-z0-9_.-]+\s*(==|>=)", l.strip()))
+    """The `name==version` (or >=) requirements among lines, without trailing comments."""
+    return sorted(l.split("#")[0].strip() for l in lines
+                  if re.match(r"^[A-Za-z0-9_.-]+\s*(==|>=)", l.strip()))
 
 
 def test_environment_yml_pins_what_requirements_txt_pins():
