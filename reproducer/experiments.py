@@ -320,12 +320,10 @@ def step_size_sweep(setting, log_alphas, seed, gamma=0.9, log_scale=-2.0, n_jobs
     return losses, d_log_alphas
 
 
-@functools.lru_cache(maxsize=2)
 def first_mnist_images(n_train, center=False):
     """The first n_train official training images (n_train, 784) and one-hot labels, as the
     authors' load_data() gives them (raw pixels in [0, 1] unless center)."""
-    d = mnist_splits(n_train, 0, 0, order="authors", center=center)
-    return d["train"].images, one_hot(d["train"].labels)
+    return _mnist(n_train, 0, 0, 0, "authors", center)["train"][:2]
 
 
 def chaos_point(log_alpha, layer_sizes=(784, 200, 50, 10), n_train=1000, batch_size=250, T=50,

@@ -244,7 +244,7 @@ def character_partition(labels, counts, rng):
     return [np.sort(np.array(p, dtype=int)) for p in parts]
 
 
-def authors_split(tasks, seed, counts=(12, 3), n_outputs=55, center=True):
+def authors_split(tasks, seed, counts=(12, 3), center=True):
     """The authors' data: each task's 15 examples per character (its `train_*` arrays, the
     15 drawers omniglot_tasks kept) split at random per character into counts = (12, 3)
     training and test examples. center: subtract the mean image of all the tasks' examples
