@@ -201,7 +201,7 @@ def _omniglot_number(model, part):
         ours, paper = _omniglot_loss(data, model, part), OMNIGLOT_PAPER[model, part]
         std = _omniglot_spread(data, model, part)
         off = ours / paper - 1
-        text = f"{ours:.2f}" if std is None else f"{ours:.2f} +- {std:.2f}"
+        text = f"{ours:.2f}" if std is None else f"{ours:.2f} +- {std:.3f}"
         return ours, text, abs(off) <= 0.15, (
             f"{off:+.0%} against the paper (rule: within 15%"
             + ("" if std is None else f"; +- is the spread over {_omniglot_runs(data)} final trainings")
@@ -223,21 +223,22 @@ def _omniglot_learned_best(data):
     if None not in stds:
         margin = min(s, t) - l
         note += (f" Its margin {margin:.2f} is {'more' if margin > max(stds) else 'less'} than "
-                 f"the largest spread over replicates ({max(stds):.2f}).")
+                 f"the largest spread over its {_omniglot_runs(data)} final trainings ({max(stds):.2f}).")
     return l, f"learned {l:.2f}, separate {s:.2f}, tied {t:.2f}", l < min(s, t), note
 
 
 def _omniglot_reparametrization(data):
-    """Our ablation (not in the paper): at the same small scale and data, does learned
+    """Our ablation (not in the paper): on the same networks and data, does learned
     sharing by reparametrization (the authors' method) generalize better than learned
     sharing by a coupling penalty (this repository's earlier method)?"""
-    a = data["ablation"]
+    a, sizes = data["ablation"], data.get("ablation_sizes", {})
     r, p = a["reparam_learned"][1], a["penalty_learned"][1]
     rs, ps = a["reparam_separate"][1], a["penalty_separate"][1]
     return r, f"reparam {r:.2f}, penalty {p:.2f} (separate {rs:.2f} / {ps:.2f})", r < p, (
         "Rule: the learned reparametrization's test loss is below the learned penalty's. "
         f"Gain over separate networks: reparametrization {rs - r:+.2f}, penalty {ps - p:+.2f}. "
-        f"Networks {data.get('ablation_sizes', {}).get('layer_sizes', '?')}.")
+        f"Networks {sizes.get('layer_sizes', '?')}, "
+        f"{sizes.get('meta_iters', '?')} meta-iterations each, one final training each.")
 
 
 def _omniglot_train_order(data):

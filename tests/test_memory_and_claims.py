@@ -162,7 +162,7 @@ def test_omniglot_spread_and_reparametrization_ablation(tmp_path):
         "ablation": {"reparam_learned": [0.5, 1.5], "penalty_learned": [0.4, 1.7],
                      "reparam_separate": [0.5, 1.6], "penalty_separate": [0.4, 1.65]}})
     rows = rows_by_key(tmp_path)
-    assert rows["omniglot_separate_test"]["ours_text"] == "1.30 +- 0.05"
+    assert rows["omniglot_separate_test"]["ours_text"] == "1.30 +- 0.050"
     assert "3 final trainings" in rows["omniglot_separate_test"]["note"]
     assert rows["omniglot_learned_best"]["status"] == "supports"
     assert "less than the largest spread" in rows["omniglot_learned_best"]["note"]  # 0.03 < 0.05
