@@ -12,6 +12,7 @@ SRC    := $(wildcard reproducer/*.py reproducer/authors_results/*.json) pyprojec
 # Each notebook notebooks/NB.ipynb writes figures/NB.png (.pdf, .json), unless it declares
 # the figures it writes here, as FIGURES_NB := name1 name2 ...
 FIGURES_learning_schedules := fig2_learning_rate_schedules fig3_learning_curves fig5_init_scales learning_schedules_ablations
+FIGURES_fig10_chaos := fig10_chaos fig10_chaos_symlog
 
 NOTEBOOKS  := $(basename $(notdir $(wildcard notebooks/*.ipynb)))
 figures_of  = $(or $(FIGURES_$(1)),$(1))
