@@ -196,6 +196,12 @@ def _omniglot_runs(data):
     return data.get("n_runs", data.get("n_replicates", 1))
 
 
+def _omniglot_runs_text(data):
+    """'N final trainings', and from how many meta-learning runs when there were several."""
+    n, reps = _omniglot_runs(data), data.get("n_replicates", 1)
+    return f"{n} final trainings" + (f" ({reps} meta-learning runs x {n // reps})" if reps > 1 else "")
+
+
 def _omniglot_number(model, part):
     def measure(data):
         ours, paper = _omniglot_loss(data, model, part), OMNIGLOT_PAPER[model, part]
@@ -204,7 +210,7 @@ def _omniglot_number(model, part):
         text = f"{ours:.2f}" if std is None else f"{ours:.2f} +- {std:.3f}"
         return ours, text, abs(off) <= 0.15, (
             f"{off:+.0%} against the paper (rule: within 15%"
-            + ("" if std is None else f"; +- is the spread over {_omniglot_runs(data)} final trainings")
+            + ("" if std is None else f"; +- is the spread over {_omniglot_runs_text(data)}")
             + "; absolute losses depend on the 12 / 3 split and the 28x28 downsampling).")
     return measure
 
@@ -223,7 +229,7 @@ def _omniglot_learned_best(data):
     if None not in stds:
         margin = min(s, t) - l
         note += (f" Its margin {margin:.2f} is {'more' if margin > max(stds) else 'less'} than "
-                 f"the largest spread over its {_omniglot_runs(data)} final trainings ({max(stds):.2f}).")
+                 f"the largest spread over its {_omniglot_runs_text(data)} ({max(stds):.3f}).")
     return l, f"learned {l:.2f}, separate {s:.2f}, tied {t:.2f}", l < min(s, t), note
 
 

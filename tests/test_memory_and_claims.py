@@ -168,6 +168,10 @@ def test_omniglot_spread_and_reparametrization_ablation(tmp_path):
     assert "less than the largest spread" in rows["omniglot_learned_best"]["note"]  # 0.03 < 0.05
     assert rows["omniglot_reparametrization"]["status"] == "supports"
     assert "reparametrization +0.10, penalty -0.05" in rows["omniglot_reparametrization"]["note"]
+    data = json.loads((tmp_path / "fig9_omniglot_sharing.json").read_text())
+    write(tmp_path, "fig9_omniglot_sharing", dict(data, n_runs=9))   # 3 runs x 3 final trainings
+    assert "spread over 9 final trainings (3 meta-learning runs x 3)" in \
+        rows_by_key(tmp_path)["omniglot_separate_test"]["note"]
 
 
 def test_chaos_onset_by_hand():
