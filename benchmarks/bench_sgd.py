@@ -3,8 +3,11 @@ training and against the reverse modes that store what exact reversal recomputes
 
 Setting (the paper's schedule experiment): MLP 784-50-50-50-10, batch 200, random data of
 MNIST's shape, one step size and one decay per layer (weights and biases) and step.
-All ratios are measured in this one run. Usage: python benchmarks/bench_sgd.py [T ...]
+All ratios are measured in this one run; each time is the best of REPEATS rounds that run
+every method once, in turn, so warm-up and load spikes hit all methods alike.
+Usage: python benchmarks/bench_sgd.py [T ...]   (REPEATS: environment variable, default 3)
 """
+import os
 import sys
 import time
 import tracemalloc
@@ -85,6 +88,18 @@ def seconds(fun, args):
     return time.perf_counter() - start
 
 
+def best_seconds(funs, args, repeats=None):
+    """Best time of each function over `repeats` interleaved rounds (each round runs every
+    function once, in turn)."""
+    if repeats is None:
+        text = os.environ.get("REPEATS", "3")
+        repeats = int(text) if text.strip().isdigit() else 0
+        if repeats < 1:
+            sys.exit(f"REPEATS must be a positive whole number of rounds (e.g. REPEATS=3), got {text!r}.")
+    rounds = [[seconds(fun, args) for fun in funs] for _ in range(repeats)]
+    return [min(times) for times in zip(*rounds)]
+
+
 def peak_bytes(fun, args):
     tracemalloc.start()
     tracemalloc.reset_peak()
@@ -103,15 +118,13 @@ def verdict(ok):
 
 
 def main(steps=(100, 1000), gamma=0.5):
-    print(__doc__.split("\n\n")[1])
+    print(__doc__.split("\n\n")[1].replace("REPEATS rounds", f"{os.environ.get('REPEATS', 3)} rounds"))
     print(f"gamma = {gamma} (the paper's initial momentum), alpha = exp(-1), D = {LAYOUT.size}\n")
     for T in steps:
         args = setting(T, gamma)
-        t_plain = seconds(plain_training, args)
-        t_fwd = seconds(reversible_training, args)
-        t_exact = seconds(hypergradient("exact"), args)
-        t_stored = seconds(hypergradient("stored"), args)
-        t_unrolled = seconds(hypergradient("unrolled"), args)
+        t_plain, t_fwd, t_exact, t_stored, t_unrolled = best_seconds(
+            [plain_training, reversible_training, hypergradient("exact"),
+             hypergradient("stored"), hypergradient("unrolled")], args)
         m_plain = peak_bytes(plain_training, args)
         m_exact = peak_bytes(hypergradient("exact"), args)
         m_stored = peak_bytes(hypergradient("stored"), args)
@@ -144,10 +157,9 @@ def main_adam(steps=(100, 1000)):
     print("Adam (beta1 = 0.9, beta2 = 0.999, alpha = 1e-3, per-layer schedules), same setting:")
     for T in steps:
         args = adam_setting(T)
-        t_plain = seconds(adam_plain, args)
-        t_fwd = seconds(adam_reversible, args)
-        t_exact = seconds(adam_hypergradient(adam_reversible), args)
-        t_unrolled = seconds(adam_hypergradient(adam_plain), args)
+        t_plain, t_fwd, t_exact, t_unrolled = best_seconds(
+            [adam_plain, adam_reversible, adam_hypergradient(adam_reversible),
+             adam_hypergradient(adam_plain)], args)
         stats = {}
         adam_reversible(*args, stats=stats)
         print(f"T = {T}")
