@@ -268,9 +268,13 @@ def chaos_onset(log_alphas, hypergradients, window=5, changes=2):
     return None
 
 
+def _floats(values):
+    """A JSON list of numbers -> float array, None (how plotting.to_json writes NaN) -> nan."""
+    return np.array([np.nan if x is None else x for x in values], dtype=float)
+
+
 def _chaos(data):
-    log_alphas = np.array([np.nan if a is None else a for a in data["log_alphas"]])
-    hypergradients = [np.nan if h is None else h for h in data["hypergradients"]]
+    log_alphas, hypergradients = _floats(data["log_alphas"]), _floats(data["hypergradients"])
     onset = chaos_onset(log_alphas, hypergradients)
     note = ("Rule: the first sign change of the hypergradient between neighbouring grid "
             "points that is followed by another within 5 pairs; supports if within 0.25 of "
@@ -293,9 +297,7 @@ AUTHORS_CHAOS = {0.5: (0.028806, -0.062098), 1.0005005: (0.0095684, -0.020635),
 
 
 def _chaos_same_run(data):
-    a = np.array(data["log_alphas"], dtype=float)
-    losses = np.array([np.nan if x is None else x for x in data["losses"]], dtype=float)
-    slopes = np.array([np.nan if x is None else x for x in data["hypergradients"]], dtype=float)
+    a, losses, slopes = (_floats(data[k]) for k in ("log_alphas", "losses", "hypergradients"))
     offs = []
     for point, (loss, slope) in AUTHORS_CHAOS.items():
         i = int(np.argmin(np.abs(a - point)))
