@@ -47,9 +47,10 @@ class FloatingMoment(ExactMoment):
         self.e = np.full(size, self.UNSET, dtype=np.int16)
         self.log = {}      # step -> (indices, exponents, significands) replaced at that step
 
-    def value(self):
+    def value(self, idx=slice(None)):
+        """The moment as floats (of the parameters idx only, if given)."""
         with np.errstate(over="ignore"):    # inf only on a reverse pass gone wrong, caught later
-            return np.ldexp(self.x.astype(np.float64), self.e)
+            return np.ldexp(self.x[idx].astype(np.float64), self.e[idx])
 
     def _wanted_exponents(self, value, delta):
         """The exponent each parameter wants: its increment to PRECISION bits, but every
@@ -75,7 +76,7 @@ class FloatingMoment(ExactMoment):
             if idx.size:
                 self._check_finite(delta[idx], t)
                 self.log[t] = (idx.astype(np.int32), self.e[idx], self.x[idx])
-                want = self._wanted_exponents(self.value()[idx], delta[idx])
+                want = self._wanted_exponents(self.value(idx), delta[idx])
                 self.x[idx] = self._rescaled(self.x[idx], self.e[idx], want)
                 self.e[idx] = want
                 units[idx] = np.ldexp(delta[idx], -want)
