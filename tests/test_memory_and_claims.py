@@ -104,14 +104,16 @@ def test_schedules_scales_and_omniglot(tmp_path):
         "meta_train_loss": [0.5, 0.3, 0.2], "final_test_error": 0.07, "learned_final_loss": 0.21,
         "baseline_final_loss": 0.25, "baseline_step_size": 2.0, "baseline_momentum": 0.8,
         "baseline_init_scale": 0.15,
-        "hypergradient_cost": {"ratio": 2.5, "hypergradient_seconds": 1.0, "forward_seconds": 0.4,
-                               "reverse_seconds": 0.6, "gradients_seconds": 0.1,
-                               "hvp_seconds": 0.4, "exact_seconds": 0.1}})
-    write(tmp_path, "fig5_init_scales", {"learned_scales": {"layer1_weights": 0.1}})
+        "hypergradient_cost": {"hypergradient_seconds": 1.0, "forward_seconds": 0.4,
+                               "gradients_seconds": 0.1, "gradient_and_hvp_seconds": 0.5,
+                               "plain_seconds": 0.4}})
+    write(tmp_path, "fig5_init_scales", {"learned_scales": {"layer1_weights": 0.1},
+                                         "blocks": ["layer1_weights"], "log_scales": [[-3.0], [-2.3]]})
     write(tmp_path, "fig9_omniglot_sharing", {
         "separate": {"train_loss": 0.6, "test_loss": 1.3},
         "tied": {"train_loss": [0.8, 1.0], "test_loss": 1.2},      # per task: the mean
-        "learned": {"train_loss": 0.62, "test_loss": 1.1}, "scale_note": "smaller networks"})
+        "learned": {"train_loss": 0.62, "test_loss": 1.1}, "scale_note": "smaller networks",
+        "meta_valid_loss": [[2.0, 1.5, 1.2]]})
     rows = rows_by_key(tmp_path)
     assert rows["meta_learning_curve"]["ours"] == 0.2
     assert rows["meta_learning_curve"]["status"] == "supports"
@@ -119,10 +121,10 @@ def test_schedules_scales_and_omniglot(tmp_path):
     assert rows["baseline_step_size"]["status"] == "supports"        # within 1.5x of 2.4
     assert rows["baseline_momentum"]["status"] == "does not support"  # 0.2 from 0.60
     assert rows["baseline_init_scale"]["status"] == "supports"       # within 1.5x of 0.196
-    assert rows["hypergradient_cost"]["ours"] == 2.5
+    assert rows["hypergradient_cost"]["ours"] == 2.5                  # 1.0 s / 0.4 s plain
     assert rows["hypergradient_cost"]["status"] == "supports"
-    assert "Hessian-vector products dominate" in rows["hypergradient_cost"]["note"]
-    assert rows["init_scale_layer1"]["status"] == "does not support"  # 2.8 times 1/28
+    assert "c_HVP = 4.00 gradients" in rows["hypergradient_cost"]["note"]     # 0.4 s / 0.1 s
+    assert rows["init_scale_layer1"]["status"] == "does not support"  # moved away from 1/28
     assert rows["omniglot_test_order"]["status"] == "supports"
     assert rows["omniglot_train_order"]["status"] == "supports"
     assert rows["omniglot_tied_train"]["ours"] == pytest.approx(0.9)
@@ -159,6 +161,7 @@ def test_omniglot_spread_and_reparametrization_ablation(tmp_path):
         "tied": {"train_loss": 0.9, "test_loss": 1.2, "train_loss_std": 0.02, "test_loss_std": 0.04},
         "learned": {"train_loss": 0.6, "test_loss": 1.17, "train_loss_std": 0.01, "test_loss_std": 0.02},
         "n_replicates": 3, "ablation_sizes": {"layer_sizes": [784, 30, 15, 55]},
+        "meta_valid_loss": [[2.0, 1.5, 1.2]] * 3, "ablation_meta_valid_loss": [1.6, 1.4, 1.3],
         "ablation": {"reparam_learned": [0.5, 1.5], "penalty_learned": [0.4, 1.7],
                      "reparam_separate": [0.5, 1.6], "penalty_separate": [0.4, 1.65]}})
     rows = rows_by_key(tmp_path)
@@ -232,14 +235,15 @@ def test_no_readme_leaves_the_readme_alone(tmp_path):
 
 
 def test_fig6_fig7_and_lowest_loss_claims_by_hand(tmp_path):
-    write(tmp_path, "fig6_l2_penalties", {"penalty_98th_percentile": 0.0312, "scale": "paper"})
+    write(tmp_path, "fig6_l2_penalties", {"log_penalties": np.log(np.linspace(0.001, 0.0312, 100)).tolist(),
+                                          "scale": "paper"})
     write(tmp_path, "fig7_learned_training_set", {"colour_range": [-0.5, 0.33], "scale": "paper"})
     write(tmp_path, "fig10_chaos", {"log_alphas": [0.5, 1.0005005, 1.3008008, 2.0],
                                     "losses": [0.0289, 0.0095684, 0.0050833, None],
                                     "hypergradients": [-0.062098, -0.020635, -0.0095140, None],
                                     "scale": "paper"})
     rows = rows_by_key(tmp_path)
-    assert rows["l2_penalty_scale"]["status"] == "supports"         # prints as 0.03
+    assert rows["l2_penalty_scale"]["status"] == "supports"         # 0.0014 to 0.030
     assert rows["learned_images_range"]["status"] == "does not support"   # -0.5 is 67% off
     assert rows["chaos_same_run"]["ours"] == pytest.approx(0.0289 / 0.028806 - 1)   # 0.33%
     assert rows["chaos_same_run"]["status"] == "supports"

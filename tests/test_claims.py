@@ -1,0 +1,370 @@
+"""Every rule of the claims ledger can fail, and the ledger never turns a missing, null,
+non-finite or unreadable number into a verdict (nor a file into half a file).
+
+The rules are applied to the committed figures' JSON (figures/), changed in one place:
+a rule about something learned must stop supporting its claim when the learned values are
+replaced by the starting ones ("no learning"); every rule must give both verdicts under
+small changes of its data."""
+import copy
+import json
+import math
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reproducer import claims
+
+FIGURES = Path(__file__).resolve().parents[1] / "figures"
+BY_KEY = {c.key: c for c in claims.CLAIMS}
+
+
+def committed(figure):
+    return json.loads((FIGURES / f"{figure}.json").read_text())
+
+
+def status(key, data):
+    """The ledger's verdict for one claim on one figure's data (a dict)."""
+    return claims._verdict(BY_KEY[key], data, f"{BY_KEY[key].figure}.json")
+
+
+# --- no learning: the learned values replaced by the starting ones ----------------------
+
+def flat_meta_curve(d):
+    d["meta_train_loss"] = [d["meta_train_loss"][0]] * len(d["meta_train_loss"])
+    d["learned_final_loss"] = d.get("start_final_loss", d["meta_train_loss"][0])   # the start's loss
+    d["final_test_error"] = d["meta_test_error"][0]
+
+
+def scales_stay(d):
+    d["log_scales"] = [d["log_scales"][0]] * len(d["log_scales"])
+    d["learned_scales"] = {b: math.exp(s) for b, s in zip(d["blocks"], d["log_scales"][0])}
+
+
+def sharing_not_learned(d):
+    """The learned sharing starts at c = 0.5 in every layer; the JSON has that start's
+    validation loss (the first of each meta-learning curve) but not yet its test losses
+    (`start`, when the notebook writes them)."""
+    d["meta_valid_loss"] = [[curve[0]] * len(curve) for curve in d["meta_valid_loss"]]
+    d["ablation_meta_valid_loss"] = [d["ablation_meta_valid_loss"][0]] * len(d["ablation_meta_valid_loss"])
+    if "start" in d:
+        d["learned"] = copy.deepcopy(d["start"])
+
+
+def penalties_stay(d):
+    d["log_penalties"] = np.full(np.shape(d["log_penalties"]), -3.6052).tolist()
+    d["penalty_98th_percentile"] = math.exp(-3.6052)
+
+
+def images_stay_blank(d):
+    d["learned_images"] = np.zeros(np.shape(d["learned_images"])).tolist()
+    d["colour_range"] = [0.0, 0.0]
+
+
+def toy_not_learned(d):
+    d["meta_loss"] = [d["meta_loss"][0]] * len(d["meta_loss"])
+
+
+NO_LEARNING = {
+    "toy_meta_learning_authors": toy_not_learned,
+    "meta_learning_curve": flat_meta_curve,
+    "learned_vs_fixed_schedule": flat_meta_curve,
+    "init_scale_layer1": scales_stay,
+    "omniglot_learned_best": sharing_not_learned,
+    "omniglot_learned_gain": sharing_not_learned,
+    "omniglot_reparametrization": sharing_not_learned,
+    "omniglot_test_order": sharing_not_learned,
+    "omniglot_learned_test": sharing_not_learned,
+    "l2_penalty_scale": penalties_stay,
+    "learned_images_range": images_stay_blank,
+}
+
+# Rules that cannot be posed as "learned values replaced by the starting ones", and why.
+NOT_ABOUT_LEARNING = {
+    "bits_gamma_0.9": "the information buffer's size: no learning involved",
+    "bits_gamma_0.98": "the information buffer's size",
+    "memory_factor_gamma_0.9": "the information buffer's size",
+    "memory_factor_gamma_0.98": "the information buffer's size",
+    "memory_whole_hypergradient": "peak memory of one hypergradient",
+    "hypergradient_cost": "a timing",
+    "baseline_step_size": "Bayesian optimization over fixed schedules, no hypergradients",
+    "baseline_momentum": "Bayesian optimization over fixed schedules",
+    "baseline_init_scale": "Bayesian optimization over fixed schedules",
+    "initial_hypergradient_authors": "the hypergradient before any learning",
+    "omniglot_alphabets": "identifying the alphabets in the paper's figure",
+    "omniglot_tied_gain": "tied and separate networks are fixed baselines",
+    "omniglot_train_order": "about the tied baseline's training loss",
+    "omniglot_separate_train": "a fixed baseline", "omniglot_separate_test": "a fixed baseline",
+    "omniglot_tied_train": "a fixed baseline", "omniglot_tied_test": "a fixed baseline",
+    "omniglot_learned_train": "the paper's learned training loss equals its separate one",
+    "chaos_onset": "a sweep of fixed step sizes", "chaos_same_run": "a sweep of fixed step sizes",
+}
+
+
+def test_every_rule_is_either_about_learning_or_says_why_not():
+    keys = set(BY_KEY)
+    assert not set(NO_LEARNING) & set(NOT_ABOUT_LEARNING)
+    assert set(NO_LEARNING) | set(NOT_ABOUT_LEARNING) == keys
+    for key in NOT_ABOUT_LEARNING:
+        assert BY_KEY[key].not_learned, key          # and the ledger's note says why
+    for key in NO_LEARNING:
+        assert not BY_KEY[key].not_learned, key
+    rows = {r["key"]: r for r in claims.ledger(FIGURES)}
+    for key in NOT_ABOUT_LEARNING:
+        if rows[key]["status"] in ("supports", "does not support"):
+            assert f"(No no-learning control: {BY_KEY[key].not_learned}.)" in rows[key]["note"]
+
+
+@pytest.mark.parametrize("key", sorted(NO_LEARNING))
+def test_no_learning_never_supports(key):
+    data = committed(BY_KEY[key].figure)
+    assert status(key, data)[2] in ("supports", "does not support")    # the rule runs on it
+    NO_LEARNING[key](data)
+    assert status(key, data)[2] == "does not support", status(key, data)[3]
+
+
+# --- every rule gives both verdicts under a small change of its data --------------------
+
+def scale(d, path, factor):
+    """Multiply the number at d[path...] (or the last entry of a list there) by factor."""
+    *head, last = path
+    for k in head:
+        d = d[k]
+    d[last] = d[last] * factor
+
+
+def bits_at(gamma, factor):
+    def change(d):
+        d["bits_per_param_step"][d["gammas"].index(gamma)] *= factor
+    return change
+
+
+def setter(path, value):
+    def change(d):
+        *head, last = path
+        for k in head:
+            d = d[k]
+        d[last] = value(d) if callable(value) else value
+    return change
+
+
+def chained(*changes):
+    def change(d):
+        for c in changes:
+            c(d)
+    return change
+
+
+def nothing(d):
+    pass
+
+
+# key: (a change under which the rule supports, one under which it does not)
+BOTH_VERDICTS = {
+    "toy_meta_learning_authors": (nothing, lambda d: scale(d, ["meta_loss", 1], 1.01)),
+    "bits_gamma_0.9": (nothing, bits_at(0.9, 1.3)),
+    "bits_gamma_0.98": (nothing, bits_at(0.98, 1.3)),
+    "memory_factor_gamma_0.9": (nothing, bits_at(0.9, 1.3)),
+    "memory_factor_gamma_0.98": (nothing, bits_at(0.98, 1.3)),
+    "memory_whole_hypergradient": (nothing, lambda d: d["exact_reversal"]["bytes"].__setitem__(
+        -1, 2 * d["checkpointing"]["bytes"][-1])),
+    "hypergradient_cost": (
+        setter(["hypergradient_cost", "plain_seconds"], lambda c: c["hypergradient_seconds"] / 2.5),
+        setter(["hypergradient_cost", "plain_seconds"], lambda c: c["hypergradient_seconds"] / 4)),
+    "meta_learning_curve": (nothing, lambda d: d.__setitem__(       # noisy, not lower
+        "meta_train_loss", [0.5 + 0.01 * (-1) ** i for i in range(len(d["meta_train_loss"]))])),
+    "learned_vs_fixed_schedule": (nothing, setter(["baseline_final_loss"], lambda d: d[
+        "learned_final_loss"] + 0.5 * d["learned_final_loss_std"])),
+    "baseline_step_size": (nothing, setter(["baseline_step_size"], 4.0)),
+    "baseline_momentum": (setter(["baseline_momentum"], 0.6), nothing),
+    "baseline_init_scale": (nothing, setter(["baseline_init_scale"], 0.4)),
+    "initial_hypergradient_authors": (nothing, setter(
+        ["authors_comparison", "d_log_alphas", "relative_difference"], 0.05)),
+    "init_scale_layer1": (nothing, lambda d: d["learned_scales"].__setitem__("layer1_weights", 0.047)),
+    "omniglot_alphabets": (nothing, setter(["paper_figure_matches", 7, "alphabet"], "Tifinagh")),
+    "omniglot_learned_best": (nothing, setter(["learned", "test_loss"], 1.40)),
+    "omniglot_learned_gain": (nothing, setter(["learned", "test_loss"], 1.45)),
+    "omniglot_tied_gain": (nothing, setter(["tied", "test_loss"], 1.46)),
+    "omniglot_reparametrization": (nothing, setter(["ablation", "reparam_learned", 1], 1.40)),
+    "omniglot_test_order": (nothing, setter(["tied", "test_loss"], 1.25)),
+    "omniglot_train_order": (nothing, setter(["tied", "train_loss"], 0.5)),
+    "omniglot_separate_train": (nothing, setter(["separate", "train_loss"], 0.75)),
+    "omniglot_separate_test": (setter(["separate", "test_loss"], 1.40), nothing),
+    "omniglot_tied_train": (nothing, setter(["tied", "train_loss"], 1.1)),
+    "omniglot_tied_test": (setter(["tied", "test_loss"], 1.30), nothing),
+    "omniglot_learned_train": (nothing, setter(["learned", "train_loss"], 0.7)),
+    "omniglot_learned_test": (setter(["learned", "test_loss"], 1.20), nothing),
+    "chaos_onset": (nothing, lambda d: d.__setitem__("hypergradients", [-1.0] * len(d["log_alphas"]))),
+    "chaos_same_run": (nothing, lambda d: scale(d, ["losses", 0], 1.05)),
+    "l2_penalty_scale": (nothing, lambda d: d.__setitem__("log_penalties", (
+        np.array(d["log_penalties"]) + math.log(2)).tolist())),      # all twice as strong: 0.05
+    "learned_images_range": (nothing, lambda d: d.__setitem__("learned_images", (
+        0.5 * np.array(d["learned_images"])).tolist())),
+}
+
+
+def test_both_verdicts_are_checked_for_every_claim():
+    assert set(BOTH_VERDICTS) == set(BY_KEY)
+
+
+@pytest.mark.parametrize("key", sorted(BOTH_VERDICTS))
+def test_every_rule_gives_both_verdicts(key):
+    for change, expected in zip(BOTH_VERDICTS[key], ("supports", "does not support")):
+        data = committed(BY_KEY[key].figure)
+        change(data)
+        assert status(key, data)[2] == expected, (expected, status(key, data)[3])
+
+
+def test_the_cost_rule_reports_the_floor_and_waits_for_plain_training():
+    data = committed("fig3_learning_curves")
+    data["hypergradient_cost"].pop("plain_seconds", None)
+    ours, _, verdict, note = status("hypergradient_cost", data)
+    assert verdict == "not measured" and ours is None
+    assert "lacks hypergradient_cost.plain_seconds" in note
+    assert "at about the cost of training twice" in note
+    cost = data["hypergradient_cost"]
+    c_hvp = (cost["gradient_and_hvp_seconds"] - cost["gradients_seconds"]) / cost["gradients_seconds"]
+    assert f"1 + (1 + c_HVP) = {2 + c_hvp:.2f} trainings" in note
+    assert "the reversible forward pass" in note and "one plain training run" not in note
+
+
+# --- issue 18.4: a missing or non-finite quantity is "not measured", never a verdict -----
+
+def ledger_rows(folder, figure, data):
+    """The ledger's rows by key, with data written as folder/figure.json (NaN as json writes it)."""
+    (folder / f"{figure}.json").write_text(json.dumps(data))
+    return {r["key"]: r for r in claims.ledger(folder)}
+
+
+def test_nan_bits_are_not_measured(tmp_path):
+    data = committed("memory_comparison")
+    data["bits_per_param_step"][data["gammas"].index(0.9)] = float("nan")
+    rows = ledger_rows(tmp_path, "memory_comparison", data)
+    for key in ("bits_gamma_0.9", "memory_factor_gamma_0.9"):
+        assert rows[key]["status"] == "not measured" and rows[key]["ours"] is None
+        assert "gamma = 0.9 is nan" in rows[key]["note"]
+    assert rows["bits_gamma_0.98"]["status"] == "supports"
+
+
+@pytest.mark.parametrize("value", [float("inf"), None, "1.3"])
+def test_an_infinite_null_or_text_omniglot_loss_is_not_measured(value, tmp_path):
+    data = committed("fig9_omniglot_sharing")
+    data["separate"]["test_loss"] = value
+    rows = ledger_rows(tmp_path, "fig9_omniglot_sharing", data)
+    for key in ("omniglot_separate_test", "omniglot_learned_best", "omniglot_learned_gain",
+                "omniglot_tied_gain", "omniglot_test_order"):
+        assert rows[key]["status"] == "not measured" and rows[key]["ours"] is None, rows[key]
+        assert "separate.test_loss" in rows[key]["note"]
+    assert rows["omniglot_tied_test"]["status"] == "does not support"      # not affected
+
+
+def test_a_chaos_sweep_that_all_diverged_places_no_onset(tmp_path):
+    data = committed("fig10_chaos")
+    data["hypergradients"] = [None] * len(data["log_alphas"])
+    data["losses"] = [None] * len(data["log_alphas"])
+    rows = ledger_rows(tmp_path, "fig10_chaos", data)
+    for key in ("chaos_onset", "chaos_same_run"):
+        assert rows[key]["status"] == "not measured" and rows[key]["ours"] is None, rows[key]
+        assert rows[key]["ours_text"] == ""
+    data["hypergradients"][:600] = committed("fig10_chaos")["hypergradients"][:600]
+    assert status("chaos_onset", data)[2] == "supports"     # diverging past the onset is chaos
+
+
+def test_null_comparison_says_what_is_missing(tmp_path):
+    row = ledger_rows(tmp_path, "fig4_initial_hypergradient", {"authors_comparison": None})[
+        "initial_hypergradient_authors"]
+    assert row["status"] == "not measured"
+    assert row["note"] == "fig4_initial_hypergradient.json: authors_comparison is null (not measured or diverged)."
+
+
+def test_a_string_where_a_number_belongs_is_not_measured(tmp_path):
+    data = committed("fig3_learning_curves")
+    data["meta_train_loss"][3] = "0.4"
+    data["baseline_step_size"] = "2.4"
+    rows = ledger_rows(tmp_path, "fig3_learning_curves", data)
+    assert rows["meta_learning_curve"]["status"] == "not measured"
+    assert rows["meta_learning_curve"]["note"] == \
+        "fig3_learning_curves.json: meta_train_loss is not an array of numbers."
+    assert rows["baseline_step_size"]["note"] == \
+        'fig3_learning_curves.json: baseline_step_size is "2.4", not a number.'
+
+
+PYTHON_ERRORS = ("object is not", "unsupported operand", "has no attribute", "could not convert",
+                 "in the rule", "NoneType", "argument", "index out of range")
+
+
+@pytest.mark.parametrize("figure", sorted({c.figure for c in claims.CLAIMS}))
+def test_a_broken_quantity_never_changes_a_verdict_or_leaks_a_python_error(figure):
+    """Replace each number, list or object of the figure's JSON (two levels deep) by null,
+    NaN, infinity, text, an empty list or an empty object: each claim keeps its verdict and
+    number (the quantity was not one it judges by) or is "not measured", saying what."""
+    original = committed(figure)
+    keys = [c.key for c in claims.CLAIMS if c.figure == figure]
+    before = {k: status(k, original) for k in keys}
+    paths = [(k,) for k in original if k not in ("scale", "scale_note")]
+    paths += [(k, j) for k in original if isinstance(original[k], dict) for j in original[k]]
+    for path in paths:
+        for bad in (None, float("nan"), float("inf"), "text", [], {}):
+            data = copy.copy(original)
+            if len(path) == 2:
+                data[path[0]] = dict(original[path[0]])
+            setter(list(path), bad)(data)
+            for k in keys:
+                ours, _, verdict, note = status(k, data)
+                assert not any(e in note for e in PYTHON_ERRORS), (path, bad, k, note)
+                if verdict != "not measured":
+                    assert (ours, verdict) == (before[k][0], before[k][2]), (path, bad, k, note)
+
+
+# --- unreadable files: one line naming the file, never a traceback -------------------------
+
+def test_truncated_json_and_a_folder_are_named_in_one_line(tmp_path, capsys):
+    text = (FIGURES / "fig6_l2_penalties.json").read_text()
+    (tmp_path / "fig6_l2_penalties.json").write_text(text[:len(text) // 2])
+    (tmp_path / "fig5_init_scales.json").mkdir()
+    (tmp_path / "fig8_omniglot_alphabets.json").write_text("[1, 2]")
+    assert claims.main(["--figures", str(tmp_path), "--no-readme"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("reproducer.claims: ") for line in err)
+    assert any("fig6_l2_penalties.json is not valid JSON" in line for line in err)
+    assert any("fig5_init_scales.json is a folder" in line for line in err)
+    assert any("fig8_omniglot_alphabets.json holds a JSON list" in line for line in err)
+    rows = {r["key"]: r for r in json.loads((tmp_path / "claims.json").read_text())["claims"]}
+    assert rows["l2_penalty_scale"]["status"] == "not measured"
+    assert "fig6_l2_penalties.json is not valid JSON" in rows["l2_penalty_scale"]["note"]
+    assert rows["init_scale_layer1"]["status"] == "not measured"
+
+
+def test_a_full_disk_leaves_claims_json_and_the_readme_as_they_were(tmp_path):
+    """Run the command with a 2,000-byte limit on file size (as a full disk would stop it):
+    the old claims.json and README must stay whole, and no temporary file stays behind."""
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{claims.START}\nold table\n{claims.END}\n")
+    (tmp_path / "claims.json").write_text('{"claims": []}\n')
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # a write past the limit fails
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+    run = subprocess.run([sys.executable, "-m", "reproducer.claims", "--figures", str(tmp_path),
+                          "--readme", str(readme)], preexec_fn=limit, capture_output=True, text=True)
+    assert run.returncode == 1
+    assert run.stderr.strip().startswith(f"reproducer.claims: could not write {tmp_path / 'claims.json'}")
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "claims.json").read_text() == '{"claims": []}\n'
+    assert readme.read_text() == f"# Title\n\n{claims.START}\nold table\n{claims.END}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "claims.json"]
+
+
+def test_write_all_replaces_whole_files_and_keeps_the_mode(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("old")
+    readme.chmod(0o640)
+    claims.write_all({readme: "new", tmp_path / "claims.json": "{}"})
+    assert readme.read_text() == "new" and (readme.stat().st_mode & 0o777) == 0o640
+    assert (tmp_path / "claims.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "claims.json"]
