@@ -22,7 +22,7 @@ from autograd.extend import defvjp, primitive
 from . import exact
 from .sgd import (NOT_DETERMINISTIC, ExactMoment, Schedule, _block_sizes, _gradient,
                   check_returned, check_schedule, check_theta, check_w0, gradient_and_hvp,
-                  read_only, reversible_primitive, step_values)
+                  read_only, refuse_complex, reversible_primitive, step_values)
 from .exact import ReversalError
 
 
@@ -283,6 +283,7 @@ def _check(rule, w0, alphas, decays, eps, theta, blocks):
             raise ValueError(f"{name} at step 0 must be below 1: Adam's bias correction "
                              f"divides by 1 - {name}[0].")
         schedules[name] = Schedule(values, sizes)
+    refuse_complex("eps", eps)
     eps = np.asarray(eps, dtype=np.float64)
     if eps.shape != () or not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be one positive finite number, got {eps!r}.")
