@@ -21,11 +21,23 @@ def identity_preprocessing(D=SIDE * SIDE):
     return numpy.concatenate([numpy.ones(D), numpy.zeros(D)])
 
 
+def check_stencil_size(shape):
+    """The side s of a stencil of this shape, or a ValueError unless it is (s, s) with s odd:
+    an even stencil has no centre pixel and would shift every image by half a pixel."""
+    shape = tuple(shape)
+    if len(shape) != 2 or shape[0] != shape[1] or shape[0] % 2 == 0:
+        raise ValueError(f"an augmentation stencil must be square with an odd side (1, 3, 5, "
+                         f"...) so that it is centred on each pixel; got shape {shape}. Use an "
+                         f"odd size (pad an even stencil with a row and a column of zeros "
+                         f"where you want its centre to be).")
+    return shape[0]
+
+
 def convolve(images, stencil):
     """Each 28 x 28 image correlated with an odd-sized stencil (s, s), zero outside the
     image, same size out: out[i, j] = sum_ab stencil[a, b] x[i + a - s // 2, j + b - s // 2].
     images (N, 784) -> (N, 784); differentiable in both arguments."""
-    s = stencil.shape[0]
+    s = check_stencil_size(np.shape(stencil))
     r = s // 2
     x = np.reshape(images, (-1, SIDE, SIDE))
     n = x.shape[0]
@@ -55,7 +67,9 @@ def augment(images, stencils, eps):
 
 
 def initial_stencils(n_stencils, size, scale, seed=0):
-    """(n_stencils, size, size) small random stencils: the starting point for learning."""
+    """(n_stencils, size, size) small random stencils: the starting point for learning.
+    size must be odd."""
+    check_stencil_size((size, size))
     return scale * numpy.random.RandomState(seed).randn(n_stencils, size, size)
 
 

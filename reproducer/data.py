@@ -227,17 +227,60 @@ def directories_in_the_way(dataset, names):
             'remove them or put the file itself there. ')
 
 
-def _cached_parse(stem, files, parse, compressed=False):
-    """parse() -> {name: array}, saved as an .npz in the cache named after the source checksums.
+# Bump a parser's version whenever what it returns changes: the version is part of the
+# cache's name, so parses made by the old code are never reused.
+MNIST_PARSER_VERSION = 1
+OMNIGLOT_PARSER_VERSION = 1
+_CHECKSUM_KEY = '__blake2b__'  # the parsed cache's own entry: a digest of all the others
 
-    The name changes whenever a source file does, so a stale parse is never reused."""
-    key = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16]
-    path = cache_dir() / f'{stem}-{key}.npz'
+
+def arrays_digest(arrays):
+    """Hex blake2b of {name: array}: every name, dtype, shape and byte, in name order."""
+    h = hashlib.blake2b(digest_size=32)
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(repr((name, a.dtype.str, a.shape)).encode())
+        h.update(a.reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def _read_parse_cache(path, keys):
+    """{name: array} from a parse cache, or None with a note on stderr if it is absent,
+    unreadable, lacks one of `keys`, or its arrays differ from the digest stored with them."""
     try:
         with np.load(path) as cached:
-            return {k: cached[k] for k in cached.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        pass  # absent or unreadable: parse again
+            arrays = {k: cached[k] for k in cached.files}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        problem = f'is unreadable ({e})'
+    else:
+        stored = arrays.pop(_CHECKSUM_KEY, None)
+        missing = sorted(set(keys) - set(arrays))
+        if missing:
+            problem = f'lacks {", ".join(missing)}'
+        elif stored is None:
+            problem = 'holds no checksum of its arrays'
+        elif str(stored) != arrays_digest(arrays):
+            problem = 'holds arrays that differ from their stored checksum (altered or truncated)'
+        else:
+            return arrays
+    print(f'{path} {problem}: parsing the verified source files again.', file=sys.stderr)
+    return None
+
+
+def _cached_parse(stem, files, parse, version, keys, compressed=False):
+    """parse() -> {name: array}, saved as an .npz in the cache named after the source checksums
+    and the parser's version, with a digest of the arrays stored beside them.
+
+    The name changes whenever a source file or the parser does, so a stale parse is never
+    reused; a cache that lacks one of `keys` or fails its digest is parsed again from the
+    (verified) sources and replaced, never served."""
+    key = hashlib.sha256(repr((version, sorted(files.items()))).encode()).hexdigest()[:16]
+    path = cache_dir() / f'{stem}-{key}.npz'
+    arrays = _read_parse_cache(path, keys)
+    if arrays is not None:
+        return arrays
     arrays = parse()
     tmp = None
     try:
@@ -245,7 +288,8 @@ def _cached_parse(stem, files, parse, compressed=False):
         clear_stale_parts(path.parent)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix='.part', delete=False) as f:
             tmp = f.name
-            (np.savez_compressed if compressed else np.savez)(f, **arrays)
+            (np.savez_compressed if compressed else np.savez)(
+                f, **arrays, **{_CHECKSUM_KEY: np.array(arrays_digest(arrays))})
         os.replace(tmp, path)  # atomic, so a concurrent reader never sees half a file
         tmp = None
     except OSError:
@@ -285,7 +329,8 @@ def _mnist_uint8(sources):
     def parse():
         return {name.split('.')[0]: parse_idx(gzip.decompress(Path(path).read_bytes()))
                 for name, path, _ in sources}
-    return _read_only(_cached_parse('mnist', {name: digest for name, _, digest in sources}, parse))
+    return _read_only(_cached_parse('mnist', {name: digest for name, _, digest in sources}, parse,
+                                    MNIST_PARSER_VERSION, [name.split('.')[0] for name, _, _ in sources]))
 
 
 def load_mnist(download=True):
@@ -363,6 +408,10 @@ def mnist_splits(n_train=10000, n_valid=10000, n_test=10000, seed=0, download=Tr
 _PNG_NAME = re.compile(r'(?:^|/)images_(background|evaluation)/([^/]+)/character(\d+)/(\d+)_(\d+)\.png$')
 
 
+OMNIGLOT_KEYS = ('images', 'char_id', 'drawer', 'alphabet', 'character', 'is_evaluation',
+                 'alphabet_names')
+
+
 def parse_omniglot_zips(zips):
     """Official Omniglot zips (paths or file objects) -> the arrays of omniglot_105.npz:
 
@@ -419,7 +468,8 @@ def _read_omniglot_105(source):
     paths = [path for path, _ in source[1]]
     # Compressed: the 1-bit drawings shrink from 360 MB to a few MB.
     return _read_only(_cached_parse('omniglot_105-from-zips', dict(source[1]),
-                                    lambda: parse_omniglot_zips(paths), compressed=True))
+                                    lambda: parse_omniglot_zips(paths), OMNIGLOT_PARSER_VERSION,
+                                    OMNIGLOT_KEYS, compressed=True))
 
 
 _omniglot_105 = functools.lru_cache(maxsize=1)(_read_omniglot_105)

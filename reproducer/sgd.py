@@ -271,8 +271,19 @@ def _block_sizes(blocks, size):
     return sizes
 
 
+def refuse_complex(name, values):
+    """A ValueError if values are complex: converting them to float64 would silently drop
+    their imaginary parts (numpy only warns)."""
+    if np.iscomplexobj(values):
+        raise ValueError(f"{name} is complex ({np.asarray(values).dtype}): training runs in "
+                         "float64 and would drop the imaginary parts. Pass real numbers (a "
+                         "complex hyperparameter as two real entries of theta, its real and "
+                         "imaginary parts).")
+
+
 def check_w0(w0):
     """w0 as a finite float64 array of shape (D,), or an error that says what to pass."""
+    refuse_complex("w0", w0)
     w0 = np.asarray(w0, dtype=np.float64)
     if w0.ndim != 1:
         raise ValueError(f"w0 must be a 1-D array of shape (D,), got shape {w0.shape}; "
@@ -285,6 +296,7 @@ def check_w0(w0):
 def check_schedule(name, values, size, sizes, decay=False):
     """values as a float64 (T,), (T, D) or (T, K) array; step sizes must be finite and
     decays in (0, 1] (the error names the step). sizes: the K block sizes."""
+    refuse_complex(name, values)
     values = np.asarray(values, dtype=np.float64)
     if values.ndim not in (1, 2) or (values.ndim == 2 and values.shape[1] not in (size, len(sizes))):
         blocks_hint = f", or (T, K) = (T, {len(sizes)}) for the blocks" if len(sizes) > 1 else ""
@@ -317,10 +329,13 @@ def check_theta(theta):
                          "(np.zeros(0) if it reads none); the loss is called as "
                          "loss(w, theta, t).")
     try:
-        theta = np.asarray(theta, dtype=np.float64)
+        complex_dtype = np.iscomplexobj(theta)
+        if not complex_dtype:
+            theta = np.asarray(theta, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError("theta must be an array of numbers, the hyperparameters the loss "
                          "reads as loss(w, theta, t).") from None
+    refuse_complex("theta", theta)
     return theta     # may hold -inf, e.g. a log-strength that switches a penalty off
 
 

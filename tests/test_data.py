@@ -594,3 +594,87 @@ def test_on_disk_asks_for_the_files_not_their_folder(tmp_path):
     assert data.on_disk('omniglot')
     with pytest.raises(ValueError, match='mnist'):
         data.on_disk('cifar')
+
+
+# --- the parsed-array cache is verified, not trusted (issue 18 item 5) ------------------
+
+def rewrite_npz(path, change):
+    """Rewrite the npz at path with change(dict of its entries) applied: a valid npz whose
+    contents differ from what was parsed (any stored checksum entry is carried over)."""
+    with np.load(path) as f:
+        entries = {k: f[k] for k in f.files}
+    change(entries)
+    with open(path, 'wb') as f:
+        np.savez(f, **entries)
+
+
+def fresh_process():
+    """Forget the in-process memo, as a new Python process would."""
+    data._mnist_uint8.cache_clear()
+    data._omniglot_105.cache_clear()
+    data._omniglot_28.cache_clear()
+
+
+@pytest.mark.parametrize('damage', ['altered labels', 'only 10 images', 'a key missing',
+                                    'an extra array'])
+def test_a_damaged_parse_cache_is_parsed_again_not_served(tiny_mnist, tmp_path, damage, capsys):
+    data.load_mnist(download=False)
+    [cache] = (tmp_path / 'cache').glob('mnist-*.npz')
+    def change(entries):
+        if damage == 'altered labels':
+            entries['train-labels-idx1-ubyte'] = (entries['train-labels-idx1-ubyte'] + 1) % 10
+        elif damage == 'only 10 images':
+            entries['train-images-idx3-ubyte'] = entries['train-images-idx3-ubyte'][:10]
+        elif damage == 'a key missing':
+            del entries['t10k-labels-idx1-ubyte']
+        else:
+            entries['extra'] = np.zeros(3)
+    rewrite_npz(cache, change)
+    fresh_process()
+    train_x, train_y, test_x, test_y = data.load_mnist(download=False)
+    assert train_x.shape == (40, 784) and test_y.shape == (15,)
+    np.testing.assert_array_equal(train_y, tiny_mnist['train-labels-idx1-ubyte.gz'])
+    np.testing.assert_array_equal(test_y, tiny_mnist['t10k-labels-idx1-ubyte.gz'])
+    assert str(cache) in capsys.readouterr().err       # said, not silent
+    fresh_process()                                     # and the cache was repaired
+    data.load_mnist(download=False)
+    assert str(cache) not in capsys.readouterr().err
+
+
+def test_an_unreadable_parse_cache_is_parsed_again(tiny_mnist, tmp_path):
+    data.load_mnist(download=False)
+    [cache] = (tmp_path / 'cache').glob('mnist-*.npz')
+    cache.write_bytes(cache.read_bytes()[:200])         # truncated mid-write by another tool
+    fresh_process()
+    np.testing.assert_array_equal(data.load_mnist(download=False)[1],
+                                  tiny_mnist['train-labels-idx1-ubyte.gz'])
+
+
+def test_a_new_parser_version_never_reuses_the_old_parse(tiny_mnist, tmp_path, monkeypatch):
+    """A parser that changes what it returns bumps its version: the cache's name changes."""
+    first = data.load_mnist(download=False)
+    real_parse = data.parse_idx
+    monkeypatch.setattr(data, 'parse_idx', lambda raw: 255 - real_parse(raw))  # "new parser"
+    monkeypatch.setattr(data, 'MNIST_PARSER_VERSION', data.MNIST_PARSER_VERSION + 1)
+    fresh_process()
+    second = data.load_mnist(download=False)
+    np.testing.assert_allclose(second[0], 1.0 - first[0], rtol=0, atol=1e-12)
+    assert len(list((tmp_path / 'cache').glob('mnist-*.npz'))) == 2
+
+
+def test_a_damaged_omniglot_parse_cache_is_parsed_again(tmp_path, monkeypatch, capsys):
+    zips = make_tiny_omniglot_zips(tmp_path / 'data' / 'omniglot')
+    for part, path in zips.items():
+        monkeypatch.setitem(data.OMNIGLOT_ZIPS, path.name, ('md5', md5(path)))
+    monkeypatch.setenv('REPRODUCER_DATA', str(tmp_path / 'data'))
+    first = data.load_omniglot_105(download=False)
+    [cache] = (tmp_path / 'cache').glob('omniglot_105-from-zips-*.npz')
+    def change(entries):
+        entries['character'] = entries['character'][::-1].copy()
+        del entries['alphabet_names']
+    rewrite_npz(cache, change)
+    fresh_process()
+    second = data.load_omniglot_105(download=False)
+    for key in data.OMNIGLOT_KEYS:
+        np.testing.assert_array_equal(second[key], first[key])
+    assert str(cache) in capsys.readouterr().err

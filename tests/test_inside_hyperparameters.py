@@ -254,6 +254,23 @@ def test_a_centre_stencil_is_the_identity_and_augment_adds_eps_times_it():
                                x * (1 + 0.5 - 2.0))
 
 
+@pytest.mark.parametrize("shape", [(4, 4), (2, 2), (3, 5), (9,)])
+def test_an_even_or_non_square_stencil_is_refused(shape):
+    """An even stencil has no centre: it used to be applied off-centre, shifting every
+    image by half a pixel, without a word."""
+    with pytest.raises(ValueError, match=rf"odd side.*got shape \({shape[0]},"):
+        convolve(RS.rand(2, 784), np.ones(shape))
+    with pytest.raises(ValueError, match="odd side"):
+        augment(RS.rand(2, 784), np.ones((1,) + shape), np.ones(1))
+
+
+def test_initial_stencils_of_even_size_are_refused():
+    from reproducer.augmentation import initial_stencils
+    with pytest.raises(ValueError, match=r"odd side.*got shape \(4, 4\)"):
+        initial_stencils(2, 4, 0.01)
+    assert initial_stencils(2, 3, 0.01).shape == (2, 3, 3)
+
+
 def test_step_noise_is_deterministic_in_t():
     assert np.array_equal(step_noise(7, 3, seed=1), step_noise(7, 3, seed=1))
     assert not np.array_equal(step_noise(7, 3, seed=1), step_noise(8, 3, seed=1))

@@ -1,6 +1,7 @@
 """sgd_momentum: exact reversal, hypergradients against an independent float64 reference,
 and clear errors for bad input."""
 import re
+import warnings
 from pathlib import Path
 
 import autograd.numpy as anp
@@ -283,6 +284,25 @@ def test_theta_none_or_in_the_closure_says_what_to_pass(name):
                      np.zeros(0))
     with pytest.raises(ValueError, match="through theta: pass them as theta"):
         grad(lambda s: anp.sum(closure(s)))(1.0)
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_complex_inputs_are_refused_not_cast_to_their_real_parts(name):
+    """numpy casts complex to float64 with only a ComplexWarning; training would then run
+    on the real parts. The warning is turned into an error here, so the check must come
+    before any cast."""
+    train = TRAINERS[name]
+    loss = lambda w, theta, t: anp.sum((w - theta) ** 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        with pytest.raises(ValueError, match=r"theta is complex \(complex128\).*real"):
+            train(loss, np.ones(3), np.full(3, 0.1), np.array([1.0 + 2.0j, 0.5, 0.0]))
+        with pytest.raises(ValueError, match=r"w0 is complex"):
+            train(loss, np.ones(3) + 1j, np.full(3, 0.1), np.zeros(3))
+        with pytest.raises(ValueError, match=r"alphas is complex"):
+            train(loss, np.ones(3), np.full(3, 0.1) + 0j, np.zeros(3))
+        with pytest.raises(ValueError, match=r"theta is complex"):   # while differentiated
+            grad(lambda a: anp.sum(train(loss, np.ones(3), a, [1j, 0.0, 0.0])))(np.full(3, 0.1))
 
 
 def test_adam_with_no_steps_returns_w0_and_decay_errors_name_their_schedule():
