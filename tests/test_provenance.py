@@ -172,7 +172,7 @@ def test_a_fresh_clone_plans_only_what_changed(tmp_path):
     first = clone(ROOT, tmp_path / "first")
     done = make(first, "fig1", "SCALE=smoke")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "fig1_toy_meta_learning at smoke scale (13 cells)" in done.stdout
+    assert "fig1_toy_meta_learning.ipynb at smoke scale (13 cells)" in done.stdout
     assert "WARNING" not in done.stdout + done.stderr and "[1/" not in done.stdout
     subprocess.run(["git", "-C", str(first), "add", "-f", "build/figures-smoke"], check=True)
     commit_all(first, "smoke figure")
