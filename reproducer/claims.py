@@ -375,6 +375,35 @@ CLAIMS = [
 ]
 
 
+def figure_current(path):
+    """Whether the figure JSON at path is current with the code and data that made it (its
+    "provenance": notebook code, package sources, data files; reproducer.provenance):
+    "yes", "no: why", or "no provenance" for a figure made before it was recorded."""
+    from .provenance import reasons_stale
+    try:
+        made = json.loads(Path(path).read_text()).get("provenance")
+    except (OSError, ValueError, AttributeError):
+        return "no: unreadable"
+    if not isinstance(made, dict):
+        return "no provenance"
+    why = reasons_stale(Path(path).parent, made.get("scale"), Path(made.get("notebook", "")).stem,
+                        [Path(path).stem])
+    return "yes" if not why else "no: " + "; ".join(why)
+
+
+def summary(previous, rows):
+    """A few lines instead of the table: counts of each verdict, and the claims whose verdict
+    changed since `previous` (the rows of the claims.json this run replaces, or [])."""
+    statuses = [r["status"] for r in rows]
+    lines = [f"{len(rows)} claims: " + ", ".join(f"{statuses.count(s)} {s}"
+                                                 for s in dict.fromkeys(statuses))]
+    before = {r.get("key"): r.get("status") for r in previous}
+    changed = [f"  {r['key']}: {before[r['key']]} -> {r['status']}" for r in rows
+               if r["key"] in before and before[r["key"]] != r["status"]]
+    lines.append("verdicts changed:" if changed else "no verdict changed.")
+    return "\n".join(lines + changed)
+
+
 def ledger(figures_dir, claims=CLAIMS):
     """One dict per claim: key, claim, figure, paper, ours (float or None), ours_text,
     status ("supports", "does not support", "not yet run", "not measured", or "not judged
@@ -385,6 +414,7 @@ def ledger(figures_dir, claims=CLAIMS):
                    paper=claim.paper, ours=None, ours_text="", status=NOT_RUN, note="")
         path = Path(figures_dir) / f"{claim.figure}.json"
         if path.exists():
+            row["current"] = figure_current(path)
             data = json.loads(path.read_text())
             try:
                 ours, text, supports, note = claim.measure(data)
@@ -407,10 +437,11 @@ def ledger(figures_dir, claims=CLAIMS):
 
 def markdown_table(rows):
     """The ledger as a Markdown table."""
-    lines = ["| Claim | Paper | Ours | Verdict | Source and note |", "|---|---|---|---|---|"]
+    lines = ["| Claim | Paper | Ours | Verdict | Figure current with the code | Source and note |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         cells = [r["claim"], r["paper"], r["ours_text"] or "-", r["status"],
-                 f"`{r['figure']}`. {r['note']}".strip()]
+                 r.get("current", "-"), f"`{r['figure']}`. {r['note']}".strip()]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
@@ -434,23 +465,24 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rows = ledger(args.figures)
     output = Path(args.figures) / "claims.json"
+    try:
+        previous = json.loads(output.read_text())["claims"]
+    except (OSError, ValueError, KeyError, TypeError):
+        previous = []
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({"claims": rows}, indent=1) + "\n")
     table = markdown_table(rows)
     readme = Path(args.readme)
     text = None if args.no_readme or not readme.exists() else readme.read_text()
     new = None if text is None else rewrite_readme(text, table)
-    if new is None:
+    if new is None and not args.no_readme:
         print(table + "\n")
-        if not args.no_readme:
-            print(f"{readme} has no {START} ... {END} section: add the two marker lines "
-                  "where the table belongs, then run this again.")
+        print(f"{readme} has no {START} ... {END} section: add the two marker lines "
+              "where the table belongs, then run this again.")
     elif new != text:
         readme.write_text(new)
-    statuses = [r["status"] for r in rows]
-    summary = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
-    print(f"{len(rows)} claims ({summary}) written to {output}"
-          + (f" and {readme}." if new is not None else "."))
+    print(summary(previous, rows))
+    print(f"ledger written to {output}" + (f" and {readme}." if new is not None else "."))
 
 
 if __name__ == "__main__":

@@ -302,3 +302,41 @@ def test_a_full_disk_keeps_the_old_executed_copy_and_writes_no_figure(tmp_path, 
     assert executed.read_text() == notebook.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["executed.ipynb", "ok.ipynb", "out"]
     assert list((tmp_path / "out").iterdir()) == []
+
+
+# --- the ledger: is each claim's figure current, and a summary instead of the table -------
+
+def test_the_ledger_says_whether_a_claims_figure_is_current(tmp_path):
+    from reproducer import claims
+    nb = ROOT / "notebooks" / "fig7_learned_training_set.ipynb"
+    made = {"scale": "smoke", "notebook": "notebooks/fig7_learned_training_set.ipynb",
+            "notebook_code_sha256": notebook_hash(nb),
+            "sources": {"reproducer/meta.py": sha(ROOT / "reproducer" / "meta.py")}, "data": {}}
+    data = {"colour_range": [-0.29, 0.33], "scale": "smoke", "provenance": made}
+    for name in ("fig7_learned_training_set.json", "fig7_learned_training_set.png"):
+        (tmp_path / name).write_text(json.dumps(data))
+    row = next(r for r in claims.ledger(tmp_path) if r["figure"] == "fig7_learned_training_set.json")
+    assert row["current"] == "yes"
+    made["sources"]["reproducer/meta.py"] = "0" * 64
+    (tmp_path / "fig7_learned_training_set.json").write_text(json.dumps(data))
+    assert claims.figure_current(tmp_path / "fig7_learned_training_set.json") == \
+        "no: reproducer/meta.py changed"
+    del data["provenance"]
+    (tmp_path / "fig7_learned_training_set.json").write_text(json.dumps(data))
+    rows = claims.ledger(tmp_path)
+    assert next(r for r in rows if r["figure"] == "fig7_learned_training_set.json")["current"] \
+        == "no provenance"
+    assert "| Figure current with the code |" in claims.markdown_table(rows)
+
+
+def test_a_quick_ledger_prints_a_summary_and_the_verdicts_that_changed(tmp_path, capsys):
+    from reproducer import claims
+    claims.main(["--figures", str(tmp_path), "--no-readme"])
+    first = capsys.readouterr().out
+    assert "| Claim |" not in first and f"{len(claims.CLAIMS)} claims: " in first
+    assert "no verdict changed." in first and len(first.splitlines()) == 3
+    (tmp_path / "fig6_l2_penalties.json").write_text(json.dumps(
+        {"penalty_98th_percentile": 0.0312, "scale": "paper"}))
+    claims.main(["--figures", str(tmp_path), "--no-readme"])
+    second = capsys.readouterr().out
+    assert "verdicts changed:\n  l2_penalty_scale: not yet run -> supports" in second
