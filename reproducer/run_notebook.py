@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 SCALES = ("paper", "quick", "smoke")
+HEARTBEAT_SECONDS = 60      # at quick and paper scale, a line this often while a cell runs
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -127,18 +128,18 @@ def _clean_stale_staging(output_dir):
             pass
 
 
-def _heartbeat(label, name, executed_part, cells, stop, every=60):
+def _heartbeat(label, name, executed_part, cells, stop):
     """While a cell runs for minutes, say so every `every` seconds (papermill's bar moves
     only when a cell ends)."""
     import threading
 
     def beat():
         start = time.perf_counter()
-        while not stop.wait(every):
+        while not stop.wait(HEARTBEAT_SECONDS):
             cell = _running_cell(executed_part)
             where = f"cell {cell} of {cells}" if cell else "starting"
-            print(f"{label}{name}: {where} running, {(time.perf_counter() - start) / 60:.0f} min "
-                  "so far", flush=True)
+            print(f"\n{label}{name}: {where} running, {time.perf_counter() - start:.0f} s so far",
+                  flush=True)
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
     return thread

@@ -340,3 +340,14 @@ def test_a_quick_ledger_prints_a_summary_and_the_verdicts_that_changed(tmp_path,
     claims.main(["--figures", str(tmp_path), "--no-readme"])
     second = capsys.readouterr().out
     assert "verdicts changed:\n  l2_penalty_scale: not yet run -> supports" in second
+
+
+def test_a_long_cell_shows_progress(tmp_path, monkeypatch, capsys):
+    from reproducer import run_notebook
+    monkeypatch.setattr(run_notebook, "HEARTBEAT_SECONDS", 1)
+    notebook = tiny_notebook(tmp_path / "slow.ipynb", "scale = 'paper'\noutput_dir = 'figures'",
+                             "import time; time.sleep(4)", SAVES)
+    run_notebook.run(notebook, tmp_path / "executed.ipynb", "quick", tmp_path / "out", "tiny")
+    out = capsys.readouterr().out
+    assert "slow: cell 3 of 4 running" in out            # 4 = 3 cells + papermill's injected one
+    assert "slow.ipynb at quick scale (4 cells)" in out
