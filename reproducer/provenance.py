@@ -79,6 +79,7 @@ def data_roots():
 
 _read = set()        # absolute paths of data and package-data files opened for reading
 _hashes = {}         # path -> sha256, so a file read many times is hashed once per run
+_watched = ()        # folder prefixes whose reads count: the package and the data roots
 
 
 def _audit(event, args):
@@ -90,13 +91,24 @@ def _audit(event, args):
     if mode is None and len(args) > 2 and isinstance(args[2], int) and args[2] & (
             os.O_WRONLY | os.O_RDWR | os.O_CREAT):
         return
-    _read.add(os.path.abspath(os.fspath(args[0])))
+    path = os.path.abspath(os.fspath(args[0]))
+    if path in _read or not path.startswith(_watched):
+        return
+    _read.add(path)
+    log = os.environ.get(RECORD_VARIABLE)
+    if log:          # worker processes (joblib, dask) read data too: one log for the whole run
+        with open(f"{log}.reads", "a") as f:
+            f.write(path + "\n")
 
 
 def start_recording():
-    """Record, from now on, the files this process opens for reading (PEP 578 audit hook;
-    it cannot be removed, so only the runner's kernels call this)."""
+    """Record, from now on, the package-data and data files this process (and, through a
+    shared log, every worker process it starts) opens for reading (PEP 578 audit hook; it
+    cannot be removed, so only the runner's kernels, and their workers, call this)."""
+    global _watched
     if not getattr(start_recording, "started", False):
+        _watched = tuple(str(folder) + os.sep for folder in
+                         [PACKAGE, *(root for _, root in data_roots())])
         sys.addaudithook(_audit)
         start_recording.started = True
 
@@ -118,7 +130,11 @@ def used():
             if file and Path(file).resolve().is_relative_to(PACKAGE):
                 sources[Path(file).resolve().relative_to(ROOT).as_posix()] = _hash(file)
     roots = data_roots()
-    for path in sorted(_read):
+    read = set(_read)
+    log = Path(f"{os.environ.get(RECORD_VARIABLE, '')}.reads")
+    if os.environ.get(RECORD_VARIABLE) and log.exists():
+        read.update(line for line in log.read_text().splitlines() if line)
+    for path in sorted(read):
         p = Path(path)
         if not p.is_file():
             continue

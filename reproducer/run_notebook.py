@@ -245,7 +245,7 @@ def run(notebook, executed, scale, output_dir, *figures, position=""):
     finally:
         stop.set()
         shutil.rmtree(staging, ignore_errors=True)
-        for path in (part, record):
+        for path in (part, record, Path(f"{record}.reads")):
             if path.exists():
                 path.unlink()
         for key, value in saved.items():

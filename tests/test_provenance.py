@@ -351,3 +351,22 @@ def test_a_long_cell_shows_progress(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "slow: cell 3 of 4 running" in out            # 4 = 3 cells + papermill's injected one
     assert "slow.ipynb at quick scale (4 cells)" in out
+
+
+def test_data_read_by_worker_processes_is_recorded(tmp_path, monkeypatch):
+    """Fig. 4's hypergradients run in joblib's worker processes, which read the data there."""
+    from reproducer.run_notebook import run
+    data = tmp_path / "data"
+    (data / "mnist").mkdir(parents=True)
+    (data / "mnist" / "worker.gz").write_bytes(b"read by a worker")
+    monkeypatch.setenv("REPRODUCER_DATA", str(data))
+    notebook = tiny_notebook(
+        tmp_path / "workers.ipynb", "scale = 'paper'\noutput_dir = 'figures'",
+        "import os, subprocess, sys\n"
+        "subprocess.run([sys.executable, '-c', 'import reproducer, os; open(os.path.join("
+        "os.environ[\"REPRODUCER_DATA\"], \"mnist\", \"worker.gz\"), \"rb\").read()'], check=True)",
+        SAVES)
+    run(notebook, tmp_path / "executed.ipynb", "smoke", tmp_path / "out", "tiny")
+    made = json.loads((tmp_path / "out" / "tiny.json").read_text())["provenance"]
+    assert made["data"] == {"mnist/worker.gz": {"sha256": sha(data / "mnist" / "worker.gz"),
+                                                "bytes": 16, "from": "REPRODUCER_DATA"}}
