@@ -6,7 +6,10 @@ Injects the parameters `scale` and `output_dir`, and fails with one line naming 
 (and the cell) if it cannot run, or if it did not write FIGDIR/FIGURE.png for each FIGURE
 (default: the notebook's own name). The notebook writes into a temporary folder inside
 FIGDIR; its files move into FIGDIR only when the whole notebook succeeded, so a failed run
-leaves no new outputs behind. The executed copy keeps the traceback.
+leaves no new outputs behind. The executed copy keeps the traceback; it is written beside
+its place and renamed, so it is never half written. Each figure JSON gets a "provenance"
+entry (what made it: reproducer.provenance). Staging folders left by killed runs are removed.
+A file that cannot be written (read-only folder, full disk) is one line naming it.
 
 `resolve_parameters` is what a notebook calls right after its parameters cell, so that run
 by hand (in Jupyter, working folder notebooks/) it writes under the repository's build/.
@@ -183,7 +186,9 @@ def run(notebook, executed, scale, output_dir, *figures, position=""):
     except OSError as error:
         _write_error(notebook, error, f"into the output folder {output_dir}")
     part = executed.with_name(f".{executed.stem}.part.ipynb")   # the executed copy until done
-    record = Path(tempfile.mkstemp(prefix=f"{name}-record-", suffix=".json")[1])
+    descriptor, record = tempfile.mkstemp(prefix=f"{name}-record-", suffix=".json")
+    os.close(descriptor)                  # the kernel writes what it used here (save_figure)
+    record = Path(record)
     verbose = scale != "smoke"
     label = f"[{position}] " if position else ""
     cells = len(nb.cells) + 1                                   # papermill injects one
