@@ -45,7 +45,7 @@ ifeq ($(FORCE),)
 STALE := $(shell $(PYTHON) -I reproducer/provenance.py stale $(FIGDIR) $(SCALE) \
 	$(foreach nb,$(NOTEBOOKS),$(foreach f,$(call figures_of,$(nb)),$(nb)/$(f))))
 ifneq ($(.SHELLSTATUS),0)
-$(error could not tell which figures are current: "$(PYTHON) -I reproducer/provenance.py" failed; run make PYTHON=python3.11 ...)
+$(error could not tell which figures are current: "$(PYTHON) -I reproducer/provenance.py" failed (point PYTHON at a Python 3.11+, e.g. make PYTHON=python3.11 figures))
 endif
 else
 STALE := $(NOTEBOOKS)
@@ -85,8 +85,8 @@ bench: $(STAMP) ## Time and memory of hypergradients: exact reversal vs alternat
 	$(BIN)/python benchmarks/bench_sgd.py
 
 figures: $(STAMP) $(OUTPUTS) ## Run the notebooks whose figures are not current (paper: ~2.5 h on 2 cores, overwrites figures/ and the README's tables), then the ledger
-	$(BIN)/python -m reproducer.claims --figures $(FIGDIR) $(if $(filter paper,$(SCALE)),,--no-readme)
-	$(if $(filter paper,$(SCALE)),$(BIN)/python -m reproducer.provenance readme --figures $(FIGDIR))
+	@$(BIN)/python -m reproducer.claims --figures $(FIGDIR) $(if $(filter paper,$(SCALE)),,--no-readme)
+	@$(if $(filter paper,$(SCALE)),$(BIN)/python -m reproducer.provenance readme --figures $(FIGDIR))
 	@echo "figures up to date in $(FIGDIR)/"
 
 status: ## Say which notebooks' figures (at SCALE) are current, and why the others are not
