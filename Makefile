@@ -6,8 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SCALE  ?= paper
-JOBS   ?= 1
-SRC    := $(wildcard reproducer/*.py reproducer/authors_results/*.json) pyproject.toml
+FORCE  ?=
 
 # Each notebook notebooks/NB.ipynb writes figures/NB.png (.pdf, .json), unless it declares
 # the figures it writes here, as FIGURES_NB := name1 name2 ...
@@ -16,23 +15,58 @@ FIGURES_fig10_chaos := fig10_chaos fig10_chaos_symlog
 
 NOTEBOOKS  := $(basename $(notdir $(wildcard notebooks/*.ipynb)))
 figures_of  = $(or $(FIGURES_$(1)),$(1))
+# Short targets of a notebook: its name, and figN for each figure figN_... it writes
+shorts_of   = $(1) $(sort $(filter fig%,$(foreach f,$(call figures_of,$(1)),$(firstword $(subst _, ,$(f))))))
 # Paper scale writes the committed figures; quick and smoke scales go to build/ only.
 ifeq ($(SCALE),paper)
 FIGDIR := figures
 else
 FIGDIR := build/figures-$(SCALE)
 endif
-OUTPUTS := $(foreach nb,$(NOTEBOOKS),$(patsubst %,$(FIGDIR)/%.png,$(call figures_of,$(nb))))
+outputs_of = $(patsubst %,$(FIGDIR)/%.png,$(call figures_of,$(1)))
+OUTPUTS := $(foreach nb,$(NOTEBOOKS),$(call outputs_of,$(nb)))
 
-.PHONY: help setup test bench figures assignments clean
+.PHONY: help setup test bench figures status assignments clean FORCE $(foreach nb,$(NOTEBOOKS),$(call shorts_of,$(nb)))
 .DEFAULT_GOAL := help
 # A recipe that fails (or is interrupted) deletes the targets it changed, so the next make
-# never mistakes half-written figures for up-to-date ones.
+# never mistakes half-written files for up-to-date ones...
 .DELETE_ON_ERROR:
+# ...except the figures: the runner publishes them atomically (all or none, after the whole
+# notebook succeeded), and make would otherwise delete committed figures it never wrote
+# (every grouped target of an interrupted recipe).
+.PRECIOUS: $(OUTPUTS)
 
-help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  Variables: SCALE=paper|quick|smoke (figures), PYTHON=python3.11 (venv)"
+# Which notebooks to run is decided by content, not timestamps: a notebook runs when one of
+# its figures is missing, was made at another scale, or records (in its JSON's "provenance")
+# a notebook, package source or data file that has changed since (reproducer/provenance.py,
+# standard library only, so it runs before .venv exists). FORCE=1 runs them all.
+ifneq ($(filter-out help setup test bench status assignments clean,$(or $(MAKECMDGOALS),help)),)
+ifeq ($(FORCE),)
+STALE := $(shell $(PYTHON) -I reproducer/provenance.py stale $(FIGDIR) $(SCALE) \
+	$(foreach nb,$(NOTEBOOKS),$(foreach f,$(call figures_of,$(nb)),$(nb)/$(f))))
+ifneq ($(.SHELLSTATUS),0)
+$(error could not tell which figures are current: "$(PYTHON) -I reproducer/provenance.py" failed (point PYTHON at a Python 3.11+, e.g. make PYTHON=python3.11 figures))
+endif
+else
+STALE := $(NOTEBOOKS)
+endif
+endif
+# "[k/n]" progress lines only when `make figures` runs several notebooks
+ifneq ($(filter figures,$(MAKECMDGOALS)),)
+$(foreach i,$(shell seq $(words $(STALE))),$(eval POSITION_$(word $(i),$(STALE)) := --position $(i)/$(words $(STALE))))
+endif
+
+help: ## List the targets and the variables you can set
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  One notebook (at SCALE, into FIGDIR; each also answers to the notebook's name):"
+	@$(foreach nb,$(NOTEBOOKS),printf "    make %-20s notebooks/%s.ipynb -> %s\n" "$(strip $(or $(wordlist 2,9,$(call shorts_of,$(nb))),$(nb)))" "$(nb)" "$(call figures_of,$(nb))";)
+	@echo "  Variables (make VAR=value target):"
+	@echo "    SCALE=paper|quick|smoke  figures: paper (default) writes figures/, quick (minutes) and smoke"
+	@echo "                             (seconds) write build/figures-SCALE/"
+	@echo "    FORCE=1                  figures: rerun even the notebooks whose figures are current"
+	@echo "    REPRODUCER_DATA=folder   where mnist/ and omniglot/ are (else the download cache)"
+	@echo "    REPEATS=3                bench: interleaved rounds, each time the best of them"
+	@echo "    PYTHON=python3.11        the interpreter that creates .venv (3.11+)"
 
 setup: $(STAMP) ## Create .venv and install the pinned dependencies (automatic)
 
@@ -50,17 +84,36 @@ test: $(STAMP) ## Run the test suite (a few minutes on 2 cores)
 bench: $(STAMP) ## Time and memory of hypergradients: exact reversal vs alternatives
 	$(BIN)/python benchmarks/bench_sgd.py
 
-figures: $(STAMP) $(OUTPUTS) ## Run every notebook at SCALE (default paper), then the claims ledger
-	$(BIN)/python -m reproducer.claims --figures $(FIGDIR) $(if $(filter paper,$(SCALE)),,--no-readme)
+figures: $(STAMP) $(OUTPUTS) ## Run the notebooks whose figures are not current (paper: ~2.5 h on 2 cores, overwrites figures/ and the README's tables), then the ledger
+	@$(BIN)/python -m reproducer.claims --figures $(FIGDIR) $(if $(filter paper,$(SCALE)),,--no-readme)
+	@$(if $(filter paper,$(SCALE)),$(BIN)/python -m reproducer.provenance readme --figures $(FIGDIR))
 	@echo "figures up to date in $(FIGDIR)/"
 
-# $(1): notebook name, $(2): its position "k/n", shown in the progress lines
+status: ## Say which notebooks' figures (at SCALE) are current, and why the others are not
+	@$(PYTHON) -I reproducer/provenance.py why $(FIGDIR) $(SCALE) \
+		$(foreach nb,$(NOTEBOOKS),$(foreach f,$(call figures_of,$(nb)),$(nb)/$(f)))
+
+FORCE:
+
+# $(1): notebook name. Its figures are remade when it is STALE (or a figure is missing).
 define NOTEBOOK_RULE
-$(patsubst %,$(FIGDIR)/%.png,$(call figures_of,$(1))) &: notebooks/$(1).ipynb $(SRC) | $(STAMP)
-	@$(BIN)/python -m reproducer.run_notebook --position $(2) notebooks/$(1).ipynb \
+$(call outputs_of,$(1)) &: $(if $(filter $(1),$(STALE)),FORCE) | $(STAMP)
+	@$(BIN)/python -m reproducer.run_notebook $(POSITION_$(1)) notebooks/$(1).ipynb \
 		build/executed/$(1)-$(SCALE).ipynb $(SCALE) $(FIGDIR) $(call figures_of,$(1))
+$(call shorts_of,$(1)): $(call outputs_of,$(1))
+	@echo "$(1) at $(SCALE) scale: figures in $(FIGDIR)/"
 endef
-$(foreach i,$(shell seq $(words $(NOTEBOOKS))),$(eval $(call NOTEBOOK_RULE,$(word $(i),$(NOTEBOOKS)),$(i)/$(words $(NOTEBOOKS)))))
+$(foreach nb,$(NOTEBOOKS),$(eval $(call NOTEBOOK_RULE,$(nb))))
+
+# figures/ holds the paper-scale figures: asked for one of them at another scale, say how
+ifneq ($(SCALE),paper)
+define REFUSE_RULE
+.PHONY: $(patsubst %,figures/%.png,$(call figures_of,$(1)))
+$(patsubst %,figures/%.png,$(call figures_of,$(1))):
+	@echo "figures/ holds the paper-scale figures only; for a $(SCALE) run (into $(FIGDIR)/) use: make $(lastword $(call shorts_of,$(1))) SCALE=$(SCALE)" >&2; exit 2
+endef
+$(foreach nb,$(NOTEBOOKS),$(eval $(call REFUSE_RULE,$(nb))))
+endif
 
 # Course assignments: notebooks/assignments/NAME.ipynb (solutions and tests, otter-grader's
 # format) -> build/assignments/NAME/student/ (hand out) and .../autograder/ (grade with it)

@@ -838,24 +838,56 @@ def _verdict(claim, data, name):
     return None if ours is None else float(ours), text, "supports" if supports else "does not support", note
 
 
+def figure_current(path):
+    """Whether the figure JSON at path is current with the code and data that made it (its
+    "provenance": notebook code, package sources, data files; reproducer.provenance):
+    "yes", "no: why", or "no provenance" for a figure made before it was recorded."""
+    from .provenance import reasons_stale
+    try:
+        made = json.loads(Path(path).read_text()).get("provenance")
+    except (OSError, ValueError, AttributeError):
+        return "no: unreadable"
+    if not isinstance(made, dict):
+        return "no provenance"
+    why = reasons_stale(Path(path).parent, made.get("scale"), Path(made.get("notebook", "")).stem,
+                        [Path(path).stem])
+    return "yes" if not why else "no: " + "; ".join(why)
+
+
+def summary(previous, rows):
+    """A few lines instead of the table: counts of each verdict, and the claims whose verdict
+    changed since `previous` (the rows of the claims.json this run replaces, or [])."""
+    statuses = [r["status"] for r in rows]
+    lines = [f"{len(rows)} claims: " + ", ".join(f"{statuses.count(s)} {s}"
+                                                 for s in dict.fromkeys(statuses))]
+    before = {r.get("key"): r.get("status") for r in previous}
+    changed = [f"  {r['key']}: {before[r['key']]} -> {r['status']}" for r in rows
+               if r["key"] in before and before[r["key"]] != r["status"]]
+    lines.append("verdicts changed:" if changed else "no verdict changed.")
+    return "\n".join(lines + changed)
+
+
 def ledger(figures_dir, claims=CLAIMS, problems=None):
     """One dict per claim: key, claim, figure, paper, ours (float or None), ours_text,
     status ("supports", "does not support", "not yet run", "not measured", or "not judged
     (SCALE scale)" when the figure's JSON comes from a smaller run than the paper's), note.
     A figure's JSON that cannot be read makes its claims "not measured"; the one-line reason
     is appended to `problems` (a list) if given."""
-    rows, figures = [], {}
+    rows, figures, current = [], {}, {}
     for claim in claims:
         row = dict(key=claim.key, claim=claim.claim, figure=f"{claim.figure}.json",
                    paper=claim.paper, ours=None, ours_text="", status=NOT_RUN, note="")
         path = Path(figures_dir) / f"{claim.figure}.json"
         if path.exists() and path not in figures:
+            current[path] = figure_current(path)
             try:
                 figures[path] = _read_figure(path)
             except Unreadable as error:
                 figures[path] = error
                 if problems is not None:
                     problems.append(str(error))
+        if path in current:
+            row["current"] = current[path]
         data = figures.get(path)
         if isinstance(data, Unreadable):
             row.update(status=NOT_MEASURED, note=f"{data}: rerun its notebook.")
@@ -878,10 +910,11 @@ def ledger(figures_dir, claims=CLAIMS, problems=None):
 
 def markdown_table(rows):
     """The ledger as a Markdown table."""
-    lines = ["| Claim | Paper | Ours | Verdict | Source and note |", "|---|---|---|---|---|"]
+    lines = ["| Claim | Paper | Ours | Verdict | Figure current with the code | Source and note |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         cells = [r["claim"], r["paper"], r["ours_text"] or "-", r["status"],
-                 f"`{r['figure']}`. {r['note']}".strip()]
+                 r.get("current", "-"), f"`{r['figure']}`. {r['note']}".strip()]
         lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     return "\n".join(lines)
 
@@ -949,6 +982,10 @@ def main(argv=None):
     problems = []
     rows = ledger(args.figures, problems=problems)
     output = Path(args.figures) / "claims.json"
+    try:
+        previous = json.loads(output.read_text())["claims"]
+    except (OSError, ValueError, KeyError, TypeError):
+        previous = []
     table = markdown_table(rows)
     readme = Path(args.readme)
     try:
@@ -971,10 +1008,8 @@ def main(argv=None):
         if not args.no_readme:
             print(f"{readme} has no {START} ... {END} section: add the two marker lines "
                   "where the table belongs, then run this again.")
-    statuses = [r["status"] for r in rows]
-    summary = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
-    print(f"{len(rows)} claims ({summary}) written to {output}"
-          + (f" and {readme}." if new is not None else "."))
+    print(summary(previous, rows))
+    print(f"ledger written to {output}" + (f" and {readme}." if new is not None else "."))
     for problem in problems:
         print(f"reproducer.claims: {problem}: its claims are '{NOT_MEASURED}'; rerun its notebook.",
               file=sys.stderr)

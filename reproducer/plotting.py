@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import seaborn as sns
 
+from . import provenance
+
 
 def use_style():
     """The house style: seaborn 'ticks' on a white background, colour-blind palette."""
@@ -85,4 +87,5 @@ def save_figure(fig, output_dir, name, data):
         for tmp in temporary.values():
             if os.path.exists(tmp):
                 os.remove(tmp)
+    provenance.write_record()      # under the runner: the modules and data this figure used
     return paths
