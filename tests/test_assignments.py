@@ -299,8 +299,9 @@ def grader_env(built, tmp_path_factory):
                              capture_output=True, text=True, check=True).stdout.strip()
     if version != python:
         pytest.skip(f"the zips ask for Python {python}; this machine's is {version}")
+    # --no-compile: byte-compiling some 150 packages is much of the time, and imports compile anyway
     subprocess.run([str(grader_python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    *requirements], check=True, capture_output=True, timeout=1800, cwd=root)
+                    "--no-compile", *requirements], check=True, capture_output=True, timeout=1800, cwd=root)
     print(f"\nfresh grader environment: {time.perf_counter() - start:.0f} s")
     return venv
 
