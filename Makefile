@@ -115,18 +115,46 @@ endef
 $(foreach nb,$(NOTEBOOKS),$(eval $(call REFUSE_RULE,$(nb))))
 endif
 
-# Course assignments: notebooks/assignments/NAME.ipynb (solutions and tests, otter-grader's
-# format) -> build/assignments/NAME/student/ (hand out) and .../autograder/ (grade with it)
-ASSIGNMENTS := $(basename $(notdir $(wildcard notebooks/assignments/*.ipynb)))
+# Course assignments: $(ASSIGNMENTS_DIR)/NAME.ipynb (solutions and tests, otter-grader's format)
+# -> $(ASSIGNMENTS_OUT)/NAME/student/ (hand out: the notebook and its tests/ folder) and
+# .../autograder/autograder.zip (grade with it). The solutions in notebooks/assignments/ are
+# public: grade from a private copy, make assignments ASSIGNMENTS_DIR=/path/to/private.
+ASSIGNMENTS_DIR ?= notebooks/assignments
+ASSIGNMENTS_OUT ?= build/assignments
+ASSIGNMENTS := $(basename $(notdir $(wildcard $(ASSIGNMENTS_DIR)/*.ipynb)))
+# The zip installs this package from a wheel bundled in it (PyPI's `reproducer` is another,
+# empty project), with its runtime dependencies at the versions of requirements.txt.
+WHEEL := reproducer-$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)-py3-none-any.whl
+GRADER_PINS := numpy|autograd|matplotlib|seaborn|tqdm|joblib|bayesian-optimization|scikit-learn|scipy|threadpoolctl
+STAGE := $(ASSIGNMENTS_OUT)/.stage
 
-assignments: $(foreach a,$(ASSIGNMENTS),build/assignments/$(a)/student/$(a).ipynb) ## Build student and grader versions of the course assignments into build/assignments/
-	@echo "assignments built in build/assignments/ (see README, Teaching with this repository)"
+assignments: $(foreach a,$(ASSIGNMENTS),$(ASSIGNMENTS_OUT)/$(a)/autograder/autograder.zip) ## Build student and grader versions of the course assignments (ASSIGNMENTS_DIR=notebooks/assignments)
+	@echo "assignments built in $(ASSIGNMENTS_OUT)/ (see README, Teaching with this repository)"
+
+# The wheel is built from a copy of the sources, so that nothing stale in build/ gets into it
+$(STAGE)/$(WHEEL): $(SRC) README.md | $(STAMP)
+	rm -rf $(ASSIGNMENTS_OUT)/.package $(STAGE)/*.whl
+	mkdir -p $(ASSIGNMENTS_OUT)/.package $(STAGE)
+	cp -R pyproject.toml README.md reproducer $(ASSIGNMENTS_OUT)/.package/
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(STAGE) $(ASSIGNMENTS_OUT)/.package
+
+# Settings shared by every assignment (its config cell names this file): the grader's Python,
+# its pip requirements (the wheel where Gradescope and otter grade unpack the zip), the wheel
+$(STAGE)/assignment_config.yml: requirements.txt pyproject.toml
+	mkdir -p $(STAGE)
+	{ echo "# Written by make assignments"; \
+	  echo "python_version: \"3.11\""; \
+	  echo "autograder_files: [$(WHEEL)]"; \
+	  echo "requirements:"; \
+	  grep -E '^($(GRADER_PINS))==' requirements.txt | sed 's/ *#.*//; s/^/  - /'; \
+	  echo "  - /autograder/source/files/$(WHEEL)"; } > $@
 
 define ASSIGNMENT_RULE
-build/assignments/$(1)/student/$(1).ipynb: notebooks/assignments/$(1).ipynb $(SRC) | $(STAMP)
-	rm -rf build/assignments/$(1)
-	$(BIN)/otter assign --no-pdfs notebooks/assignments/$(1).ipynb build/assignments/$(1)
-	mv build/assignments/$(1)/autograder/$(1)-autograder_*.zip build/assignments/$(1)/autograder/autograder.zip
+$(ASSIGNMENTS_OUT)/$(1)/autograder/autograder.zip $(ASSIGNMENTS_OUT)/$(1)/student/$(1).ipynb &: $(ASSIGNMENTS_DIR)/$(1).ipynb $(STAGE)/$(WHEEL) $(STAGE)/assignment_config.yml | $(STAMP)
+	rm -rf $(ASSIGNMENTS_OUT)/$(1)
+	cp $(ASSIGNMENTS_DIR)/$(1).ipynb $(STAGE)/$(1).ipynb
+	$(BIN)/otter assign --no-pdfs $(STAGE)/$(1).ipynb $(ASSIGNMENTS_OUT)/$(1)
+	mv $(ASSIGNMENTS_OUT)/$(1)/autograder/$(1)-autograder_*.zip $(ASSIGNMENTS_OUT)/$(1)/autograder/autograder.zip
 endef
 $(foreach a,$(ASSIGNMENTS),$(eval $(call ASSIGNMENT_RULE,$(a))))
 
