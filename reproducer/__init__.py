@@ -7,8 +7,8 @@ if _os.environ.get("REPRODUCER_RUN_RECORD"):    # a kernel of reproducer.run_not
     _start_recording()                          # before any data file is read
 
 from .adaptive import adam, rmsprop  # noqa: E402
-from .exact import ExactArithmeticError, FixedPointRangeError, ReversalError  # noqa: E402
+from .exact import ExactArithmeticError, FixedPointRangeError, PrecisionWarning, ReversalError  # noqa: E402
 from .sgd import sgd_momentum  # noqa: E402
 
 __all__ = ["sgd_momentum", "adam", "rmsprop", "ExactArithmeticError", "FixedPointRangeError",
-           "ReversalError"]
+           "PrecisionWarning", "ReversalError"]

@@ -41,6 +41,12 @@ class ReversalError(ExactArithmeticError, RuntimeError):
     """The reverse pass did not return exactly to the starting point."""
 
 
+class PrecisionWarning(UserWarning):
+    """The fixed-point values held too few significant bits for the hypergradient to meet
+    its stated accuracy (the run is still exactly reversible: the numbers are those of
+    training in fixed point, which then differs from float64 training)."""
+
+
 STEP_SIZE_REMEDY = ("Training diverged or the problem is badly scaled: use smaller step "
                     "sizes, or rescale the inputs or weights.")
 GRADIENT_REMEDY = ("It is a decaying average of the gradients, which smaller step sizes "

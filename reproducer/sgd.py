@@ -6,6 +6,7 @@ undoing each step in fixed point (nothing stored per step but the information bu
 the stored path keeps the float64 trajectory (the naive reverse mode, for comparison).
 """
 import hashlib
+import warnings
 import weakref
 
 import numpy as np
@@ -21,9 +22,11 @@ class Schedule:
     """One value per step: values (T,) shared by all parameters, (T, K) one per block of
     consecutive parameters (`sizes`, K of them), or (T, D) one per parameter."""
 
-    def __init__(self, values, sizes):
+    def __init__(self, values, sizes, names=None):
+        """names: the K blocks' names for messages (e.g. a models.Layout's), or None."""
         self.values = values
         self.sizes = sizes
+        self.names = names or [f"block {k}" for k in range(len(sizes))]
         self.per_block = values.ndim == 2 and values.shape[1] == len(sizes) < sum(sizes)
         self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
 
@@ -122,6 +125,135 @@ class ExactMoment:
         return self.decays.total(-np.log2(self.decays.values)) / 8
 
 
+STATED_ACCURACY = 1e-9   # the README's relative error against the represented decays
+
+
+class PrecisionCheck:
+    """How many significant bits the fixed-point v and w held, per group of parameters
+    that share a hyperparameter (the columns of the finer of the two schedules: all
+    parameters, one block, or one parameter), and the hypergradient error that implies.
+
+    v and w are multiples of 2**-52, so their precision is absolute: a velocity whose
+    largest magnitude is 2**(b - 52) holds b bits. Each step rounds v by ~0.6 units (rms);
+    the errors decay with gamma, so about n = min(T, 1 / (1 - mean gamma**2)) of them add
+    up, and a hypergradient built from v (d_alphas = d_w . v, ...) is off by about
+    SAFETY_V sqrt(n) 2**-b. Through alpha v each moves w by alpha / (1 - mean gamma) units
+    in all, and w's own rounding adds one unit per step: SAFETY T (alpha m + 1) units over
+    T steps, against the weights' magnitude. The factors are calibrated on the tests' MLP
+    (T = 60 to 400): the estimates lie 1.2 to 50 times above the measured errors. They do
+    not model how much the training dynamics amplify the errors (the measured ones grew
+    14-23x from T = 100 to 400, as float64's own did). Per step: a few vector operations.
+    """
+    SAFETY_V = 3.0   # the largest of T steps of a random walk of 0.6-unit steps: 5 sigma
+    SAFETY = 8.0     # w's path: its errors are also amplified by the training dynamics
+
+    def __init__(self, alphas, gammas, size):
+        fine = max((alphas, gammas), key=lambda s: 0 if s.values.ndim == 1 else
+                   1 if s.per_block else 2)
+        self.kind = ("all" if fine.values.ndim == 1 else "block" if fine.per_block
+                     else "parameter")
+        self.starts, self.sizes, self.names = fine.starts, fine.sizes, fine.names
+        groups = {"all": 1, "block": len(self.sizes), "parameter": size}[self.kind]
+        self.peak = np.zeros(groups, dtype=np.int64)      # largest |v| so far, in units
+        self.when = np.zeros(groups, dtype=np.int32)      # the step that set it
+        self.alpha_max = self.group_max(self._per_parameter(np.abs(alphas.values), alphas,
+                                                            np.max, size))
+        # v's rounding errors decay by gamma each step: about n = 1 / (1 - mean gamma**2)
+        # of them add up in v, and each moves w by alpha / (1 - mean gamma) in all.
+        T = max(len(alphas), 1)
+        mean = lambda values: self.group_max(self._per_parameter(values, gammas, np.mean, size))
+        self.n = np.minimum(T, 1.0 / np.maximum(1.0 - mean(gammas.values ** 2), 1.0 / T))
+        self.m = np.minimum(T, 1.0 / np.maximum(1.0 - mean(gammas.values), 1.0 / T))
+
+    @staticmethod
+    def _per_parameter(values, schedule, over_steps, size):
+        """over_steps (np.max or np.mean) of a schedule's values for every parameter: (D,)."""
+        top = over_steps(values, axis=0) if len(values) else np.zeros(values.shape[1:])
+        if schedule.per_block:
+            return np.repeat(top, schedule.sizes)
+        return np.broadcast_to(top, (size,))
+
+    def group_max(self, a):
+        """(D,) -> (groups,): the largest entry of each group."""
+        if self.kind == "all":
+            return np.max(a, keepdims=True)
+        return np.maximum.reduceat(a, self.starts) if self.kind == "block" else a
+
+    def update(self, t, v):
+        """Record the magnitude of v (int64 units) after step t."""
+        if self.kind == "all":
+            top = max(v.max(), -v.min()) if v.size else 0
+        elif self.kind == "block":     # two reductions, no (D,) temporary
+            top = np.maximum(np.maximum.reduceat(v, self.starts),
+                             -np.minimum.reduceat(v, self.starts))
+        else:
+            top = np.abs(v)
+        larger = top > self.peak
+        np.copyto(self.peak, top, where=larger)
+        np.copyto(self.when, t, where=larger)
+
+    def name(self, k):
+        if self.kind == "all":
+            return "all parameters (one shared schedule)"
+        if self.kind == "block":
+            return self.names[k]
+        block = int(np.searchsorted(self.starts, k, side="right")) - 1
+        inside = f" of {self.names[block]}" if len(self.sizes) > 1 else ""
+        return f"parameter {k}{inside} (per-parameter schedule)"
+
+    def report(self, w0, w_T, T):
+        """Bits held and estimated relative errors per group, a dict of (groups,) arrays:
+        error_v (from v's rounding, directly and through alpha v) and error_w (from w's
+        own rounding); estimated_error, the larger."""
+        n = self.n
+        peak = self.peak.astype(np.float64)
+        # w's scale: the largest weight of the group's block (a weight near 0 in a block
+        # of weights of order 1 is no less precise than they are).
+        big = np.maximum(np.abs(w0), np.abs(w_T))
+        if self.kind == "parameter":
+            big = np.repeat(np.maximum.reduceat(big, self.starts), self.sizes)
+        scale = self.group_max(big).astype(np.float64)
+        moved = self.group_max((w0 != w_T).astype(np.int8)) > 0
+        path = np.where(moved, self.SAFETY * T / np.maximum(scale, 1.0), 0.0)
+        error_v = np.maximum(np.where(peak > 0, self.SAFETY_V * np.sqrt(n)
+                                      / np.maximum(peak, 1.0), 0.0),
+                             path * self.alpha_max * self.m)
+        with np.errstate(divide="ignore"):
+            return {"bits_v": np.log2(peak), "bits_w": np.log2(scale),
+                    "largest_v": peak * 2.0 ** -exact.RADIX_BITS,
+                    "step_of_largest_v": self.when.copy(), "error_v": error_v,
+                    "error_w": path, "estimated_error": np.maximum(error_v, path)}
+
+    def warn(self, report):
+        """A PrecisionWarning about the worst group if its estimate exceeds the stated
+        accuracy."""
+        error = report["estimated_error"]
+        bad = np.flatnonzero(error > STATED_ACCURACY)
+        if bad.size == 0:
+            return
+        k = bad[np.argmax(error[bad])]
+        others = f" ({bad.size} of {error.size} groups fall short)" if error.size > 1 else ""
+        if report["error_v"][k] >= report["error_w"][k]:
+            held = (f"the velocity v held at most {report['bits_v'][k]:.0f} significant bits "
+                    f"(its largest magnitude was {report['largest_v'][k]:.3g}, at step "
+                    f"{report['step_of_largest_v'][k]}; v is fixed point in units of 2**-52)")
+            up = int(np.ceil(np.log2(error[k] / STATED_ACCURACY))) + 2
+            remedy = (f"Multiply the loss by 2**{up} and divide the step sizes by 2**{up}: "
+                      "w follows the same path while v and the hypergradients grow by that "
+                      "factor (with decays very near 1 it is the increments (1 - gamma) g "
+                      "that are too small).")
+        else:
+            largest = 2.0 ** (report["bits_w"][k] - exact.RADIX_BITS)
+            held = (f"the weights w held at most {report['bits_w'][k]:.0f} significant bits "
+                    f"(largest magnitude {largest:.3g}; w is fixed point in units of 2**-52)")
+            remedy = ("Rescale the parameters to order 1: train u = 2**k w, with the loss "
+                      "reading w = u / 2**k and step sizes times 4**k.")
+        warnings.warn(exact.PrecisionWarning(
+            f"sgd_momentum: in {self.name(k)}{others} {held}, so the hypergradient may be "
+            f"off by up to about {error[k]:.1g} (relative), not within the "
+            f"{STATED_ACCURACY:g} of well-scaled problems. {remedy}"), stacklevel=2)
+
+
 class ExactPath:
     """w and v as fixed-point integers; v *= gamma moves the lost bits to a buffer."""
 
@@ -132,6 +264,7 @@ class ExactPath:
         self.w = ExactMoment(w0.size, None, "the weights w")
         self.w0 = exact.to_fixed(w0, "w0")
         self.w.x[:] = self.w0
+        self.precision = PrecisionCheck(alphas, gammas, w0.size)
 
     def start(self):
         return self.w.value(), self.v.value()
@@ -140,7 +273,15 @@ class ExactPath:
         """Algorithm 3, one step from (w_t, v_t) with gradient g; returns floats w, v."""
         self.v.decay(t)
         v = self.v.add(-(1.0 - self.gammas.at(t)) * g, t)
+        self.precision.update(t, self.v.x)
         return self.w.add(self.alphas.at(t) * v, t), v
+
+    def check_precision(self, warn=True):
+        """After the forward pass: the PrecisionCheck report; warns if it falls short."""
+        report = self.precision.report(self.w0, self.w.x, len(self.alphas))
+        if warn:
+            self.precision.warn(report)
+        return report
 
     def undo_position(self, t, v_next):
         """w_{t+1} -> w_t exactly: w <- w - alpha_t v_{t+1}."""
@@ -205,6 +346,9 @@ class StoredPath:
     def check_returned(self):
         pass
 
+    def check_precision(self, warn=True):
+        return None      # plain float64
+
     @property
     def nbytes(self):
         return sum(a.nbytes for a in self.ws) + sum(a.nbytes for a in self.vs)
@@ -249,6 +393,9 @@ class CheckpointPath:
 
     def check_returned(self):
         pass
+
+    def check_precision(self, warn=True):
+        return None      # plain float64
 
     @property
     def nbytes(self):
@@ -319,7 +466,9 @@ def _check_inputs(w0, alphas, gammas, theta, blocks=None):
     if len(alphas) != len(gammas):
         raise ValueError(f"alphas has {len(alphas)} steps but gammas has {len(gammas)}; "
                          "give one step size and one decay per step.")
-    return w0, Schedule(alphas, sizes), Schedule(gammas, sizes), check_theta(theta)
+    names = list(blocks.names) if hasattr(blocks, "names") else None
+    return (w0, Schedule(alphas, sizes, names), Schedule(gammas, sizes, names),
+            check_theta(theta))
 
 
 def check_theta(theta):
@@ -377,8 +526,10 @@ def gradient_and_hvp(grad_loss, w, theta, t, want_theta):
     return g, lambda u: (vjp(u), None)
 
 
-def _forward(loss, w0, alphas, gammas, theta, callback=None, stats=None, method="exact"):
-    """Algorithm 1 along a path: returns (w_T as float64, the path, v_T as float64)."""
+def _forward(loss, w0, alphas, gammas, theta, callback=None, stats=None, method="exact",
+             warn=True):
+    """Algorithm 1 along a path: returns (w_T as float64, the path, v_T as float64).
+    warn: whether a shortfall in precision gives a PrecisionWarning."""
     grad_loss = grad(loss)
     path = PATHS[method](w0, alphas, gammas, lambda w, t: _gradient(grad_loss, w, theta, t))
     w, v = path.start()
@@ -387,7 +538,9 @@ def _forward(loss, w0, alphas, gammas, theta, callback=None, stats=None, method=
         if callback is not None:
             callback(*read_only(w, v, g), t)
         w, v = path.step(t, g)
+    precision = path.check_precision(warn)
     if stats is not None:
+        stats["precision"] = precision
         stats["buffer_bytes"] = path.nbytes
         stats["bound_bytes"] = path.gammas.total(-np.log2(path.gammas.values)) / 8
     return w, path, v
@@ -504,7 +657,7 @@ def _sgd_forward(loss, w0, alphas, gammas, theta, callback, stats, blocks, metho
     inputs = _check_inputs(w0, alphas, gammas, theta, blocks)
     if replay:
         callback = stats = None
-    w_T, path, v_T = _forward(loss, *inputs, callback, stats, method)
+    w_T, path, v_T = _forward(loss, *inputs, callback, stats, method, warn=not replay)
     return w_T, (path, v_T, inputs[3])
 
 
@@ -529,8 +682,12 @@ def sgd_momentum(loss, w0, alphas, gammas, theta, callback=None, stats=None, blo
     blocks: a models.Layout (or list of K sizes) of consecutive parameter blocks, so that
         schedules of shape (T, K) give one value per block (e.g. per layer), cheaply.
     callback(w, v, g, t) is called before each step with floats w_t, v_t and the gradient.
-    stats: a dict to receive "buffer_bytes" (bytes the buffer holds) and "bound_bytes"
-        (the information bound, sum of log2(1/gamma) over steps and parameters, in bytes).
+    stats: a dict to receive "buffer_bytes" (bytes the buffer holds), "bound_bytes"
+        (the information bound, sum of log2(1/gamma) over steps and parameters, in bytes)
+        and "precision" (method "exact": PrecisionCheck.report, the significant bits v and
+        w held and the estimated relative error, per group; None otherwise).
+    A PrecisionWarning says when v or w held too few bits (v and w are fixed point in units
+    of 2**-52) for the hypergradient to be within STATED_ACCURACY, and what to rescale.
     method: "exact" (reversible fixed point, the default); for comparison, "stored" (keeps
         the float64 trajectory: naive reverse mode) or "checkpoint" (keeps every
         sqrt(T)-th state and recomputes the steps in between going backwards).
