@@ -31,57 +31,84 @@ class FloatingMoment(ExactMoment):
 
     Adding an increment rounds it to the parameter's unit 2**e, so each parameter keeps
     PRECISION bits of its increments whatever their scale. The exponent changes only when
-    it must: when a value or increment would reach 2**LIMIT units (overflow), or when the
-    increments have shrunk so much that a unit at least SLACK bits finer is wanted. Such a
-    change is rare and not undoable from the new state, so the replaced (e, x) are logged
-    by step; the decay itself is exact as for SGD's velocity (mul_gamma into a buffer).
+    it must: when a value or increment would reach 2**LIMIT units (overflow), or when a unit
+    at least SLACK bits finer is wanted because both the value and the increment have
+    shrunk below 2**(HEADROOM - SLACK) units: the increments of a parameter whose gradient
+    starts late, or the value of one whose gradient has stopped and which only decays. Such
+    changes are rare and logged by step, so the reverse pass restores them bit for bit; the
+    decay itself is exact as for SGD's velocity (mul_gamma into a buffer). A finer unit is an
+    exact left shift of x, so its log entry holds just the index and the old exponent (6
+    bytes); a coarser one (overflow) loses low bits and also logs the old significand.
     """
     PRECISION = 48    # an increment that sets the unit is resolved to 48 bits
     HEADROOM = 48     # after a change of unit, |value| < 2**48 units: room to grow 4096x
     LIMIT = 60        # |x| and |increment| stay below 2**60 units: their sum never wraps
-    SLACK = 12        # change to a finer unit only if it gains 12 bits (increments keep >= 36)
+    SLACK = 12        # change to a finer unit only if it gains 12 bits (values keep >= 36)
     UNSET = 1100      # the exponent of a moment that has seen no increment (x = 0)
+    FINEST = -1150    # below 2**-1074 float64 holds nothing: no unit finer than this
+    _NONE = -2 ** 14  # "no wish" in _wanted_exponents
 
     def __init__(self, size, decays, name):
         super().__init__(size, decays, name)
         self.e = np.full(size, self.UNSET, dtype=np.int16)
-        self.log = {}      # step -> (indices, exponents, significands) replaced at that step
+        self.log = {}      # step -> (indices, old exponents, old significands of coarsened)
 
     def value(self, idx=slice(None)):
         """The moment as floats (of the parameters idx only, if given)."""
         with np.errstate(over="ignore"):    # inf only on a reverse pass gone wrong, caught later
             return np.ldexp(self.x[idx].astype(np.float64), self.e[idx])
 
-    def _wanted_exponents(self, value, delta):
-        """The exponent each parameter wants: its increment to PRECISION bits, but every
-        value and increment below 2**HEADROOM units."""
+    def _wanted_exponents(self, x, e, delta):
+        """The exponent each parameter wants: its increment to PRECISION bits, but the value
+        x * 2**e and the increment both below 2**HEADROOM units. Computed from the integer
+        x, not from its float value, which may underflow."""
         _, e_delta = np.frexp(delta)                          # |delta| < 2**e_delta
-        _, e_big = np.frexp(np.maximum(np.abs(value), np.abs(delta)))
-        for_delta = np.where(delta != 0, e_delta - self.PRECISION, -2 ** 14)  # 0: no wish
-        return np.maximum(for_delta, e_big - self.HEADROOM)
+        _, bits = np.frexp(x.astype(np.float64))              # |x| < 2**bits (one more if
+        e_value = np.where(x != 0, e.astype(np.int64) + bits, self._NONE)  # x rounds up)
+        e_big = np.maximum(e_value, np.where(delta != 0, e_delta, self._NONE))
+        for_delta = np.where(delta != 0, e_delta - self.PRECISION, self._NONE)
+        return np.maximum(np.maximum(for_delta, e_big - self.HEADROOM), self.FINEST)
 
     def add(self, delta, t):
         """x <- x + delta, first changing the exponents that must change; returns floats."""
         delta = np.broadcast_to(np.asarray(delta, dtype=np.float64), self.x.shape)
         if t == 0:           # every x is 0: choose the exponents, nothing to remember
             self._check_finite(delta, t)
-            self.e[:] = np.where(delta != 0, self._wanted_exponents(0.0, delta), self.UNSET)
+            self.e[:] = np.where(delta != 0, self._wanted_exponents(self.x, self.e, delta),
+                                 self.UNSET)
         units = np.ldexp(delta, -self.e)                      # the increment in units 2**e
         if t > 0:
             step, size = np.abs(units), np.abs(self.x)
+            fine = 2.0 ** (self.HEADROOM - self.SLACK)
             change = ~(step < 2.0 ** self.LIMIT) | (size >= 2 ** self.LIMIT)  # or NaN
-            change |= ((step < 2.0 ** (self.PRECISION - self.SLACK)) & (step > 0)
-                       & (size < 2 ** (self.HEADROOM - self.SLACK)))         # too coarse
+            change |= ((step < fine) & (size < fine) & ((delta != 0) | (self.x != 0))
+                       & (self.e > self.FINEST))   # too coarse (delta may underflow to 0)
             idx = np.flatnonzero(change)
             if idx.size:
-                self._check_finite(delta[idx], t)
-                self.log[t] = (idx.astype(np.int32), self.e[idx], self.x[idx])
-                want = self._wanted_exponents(self.value(idx), delta[idx])
-                self.x[idx] = self._rescaled(self.x[idx], self.e[idx], want)
-                self.e[idx] = want
-                units[idx] = np.ldexp(delta[idx], -want)
+                self._change(idx, delta[idx], t)
+                units[idx] = np.ldexp(delta[idx], -self.e[idx])
         self.x += np.rint(units).astype(np.int64)
         return self.value()
+
+    def _change(self, idx, delta, t):
+        """Give the parameters idx the exponents they want, logging what the reverse pass
+        needs to restore the old ones."""
+        self._check_finite(delta, t)
+        e, x = self.e[idx], self.x[idx]
+        want = self._wanted_exponents(x, e, delta)
+        keep = want != e
+        idx, e, x, want = idx[keep], e[keep], x[keep], want[keep]
+        if not idx.size:
+            return
+        coarser = want > e
+        self.log[t] = (idx.astype(np.int32), e, x[coarser])
+        self.x[idx] = np.where(coarser, self._coarsened(x, e, want),
+                               np.left_shift(x, np.where(coarser | (x == 0), 0, e - want)))
+        self.e[idx] = want
+
+    @staticmethod
+    def _coarsened(x, e_old, e_new):
+        return np.rint(np.ldexp(x.astype(np.float64), e_old - e_new)).astype(np.int64)
 
     def _check_finite(self, delta, t):
         if not np.all(np.isfinite(delta)):
@@ -90,22 +117,32 @@ class FloatingMoment(ExactMoment):
                 f"({np.count_nonzero(~np.isfinite(delta))} entries): the gradients are too "
                 "large for float64 arithmetic. Scale the loss down.")
 
-    @staticmethod
-    def _rescaled(x, e_old, e_new):
-        return np.rint(np.ldexp(x.astype(np.float64), e_old - e_new)).astype(np.int64)
-
     def subtract(self, delta, t):
         """The exact inverse of add(delta, t)."""
         self.x -= np.rint(np.ldexp(delta, -self.e)).astype(np.int64)
         if t in self.log:
-            idx, e, x = self.log.pop(t)
-            if not np.array_equal(self.x[idx], self._rescaled(x, e, self.e[idx])):
-                raise ReversalError(f"{self.name} at step {t} is not what the forward pass "
-                                    f"left there. {NOT_DETERMINISTIC}")
-            self.x[idx], self.e[idx] = x, e
+            self._restore(t)
         if t == 0:
             self.e[:] = self.UNSET
         return self.value()
+
+    def _restore(self, t):
+        """Undo the changes of exponent made at step t: a finer unit by shifting back (its
+        low bits must be zero), a coarser one from the logged significands."""
+        idx, e_old, x_coarsened = self.log.pop(t)
+        x, e = self.x[idx], self.e[idx]
+        coarser = e > e_old
+        ok = np.array_equal(x[coarser], self._coarsened(x_coarsened, e_old[coarser], e[coarser]))
+        shift = np.where(coarser, 0, np.minimum(e_old - e, 63)).astype(np.int64)
+        unset = e_old == self.UNSET
+        old = np.right_shift(x, shift)
+        ok &= (np.array_equal(np.left_shift(old, shift)[~unset & ~coarser], x[~unset & ~coarser])
+               and not x[unset].any())
+        if not ok:
+            raise ReversalError(f"{self.name} at step {t} is not what the forward pass "
+                                f"left there. {NOT_DETERMINISTIC}")
+        old[coarser] = x_coarsened
+        self.x[idx], self.e[idx] = old, e_old
 
     def is_empty(self):
         return super().is_empty() and not self.log
