@@ -69,7 +69,15 @@ def toy_not_learned(d):
     d["meta_loss"] = [d["meta_loss"][0]] * len(d["meta_loss"])
 
 
+def adam_not_learned(d):
+    """Every learned Adam schedule replaced by the start it was learned from."""
+    held = d["held_out"]
+    for name in [k for k in held if "/" in k]:
+        held[name] = copy.deepcopy(held["start_" + name.split("/")[0]])
+
+
 NO_LEARNING = {
+    "adam_learned_schedules": adam_not_learned,
     "toy_meta_learning_authors": toy_not_learned,
     "meta_learning_curve": flat_meta_curve,
     "learned_vs_fixed_schedule": flat_meta_curve,
@@ -165,6 +173,7 @@ def nothing(d):
 
 # key: (a change under which the rule supports, one under which it does not)
 BOTH_VERDICTS = {
+    "adam_learned_schedules": (nothing, lambda d: scale(d, ["held_out", "best_constant", "mean"], 0.985)),
     "toy_meta_learning_authors": (nothing, lambda d: scale(d, ["meta_loss", 1], 1.01)),
     "bits_gamma_0.9": (nothing, bits_at(0.9, 1.3)),
     "bits_gamma_0.98": (nothing, bits_at(0.98, 1.3)),
