@@ -221,12 +221,17 @@ def _raise_flag(flag, code, t, count, worst=0.0):
 
 
 def _check_range(flag, code, x, t):
-    """Flag unless every |x| < 2**10 (NaN fails), as exact.check_range."""
+    """Flag unless every |x| < 2**10 (NaN fails), as exact.check_range; the largest
+    magnitude is computed only when an entry fails."""
     magnitude = jnp.abs(x)
     count = jnp.sum(~(magnitude < _LIMIT))
-    worst = jnp.where(jnp.any(jnp.isfinite(magnitude)),
-                      jnp.max(jnp.where(jnp.isnan(magnitude), -jnp.inf, magnitude)), jnp.nan)
-    return _raise_flag(flag, code, t, count, worst)
+
+    def worst(magnitude):
+        return jnp.where(jnp.any(jnp.isfinite(magnitude)),
+                         jnp.max(jnp.where(jnp.isnan(magnitude), -jnp.inf, magnitude)), jnp.nan)
+
+    return _raise_flag(flag, code, t, count,
+                       lax.cond(count > 0, worst, lambda _: jnp.float64(0.0), magnitude))
 
 
 def _host_callback(callback, w, v, g, t):
@@ -352,10 +357,8 @@ def _range_message(flag, D):
         f"magnitude {worst:.4g}, {count} entries out of range). {remedy}")
 
 
-def _run_forward(call, w0, alphas, gammas, theta):
-    """Checks the inputs (numpy, concrete), runs the forward pass, raises its flag."""
-    _concrete(w0, alphas, gammas, theta)
-    setup = call.setup
+def _forward_inputs(setup, w0, alphas, gammas, theta):
+    """Checks the inputs (numpy, concrete); returns the forward pass's arguments."""
     w0_np = sgd.check_w0(np.asarray(w0))
     sgd.check_schedule("alphas", np.asarray(alphas), w0_np.size, setup.sizes)
     gammas_np = sgd.check_schedule("gammas", np.asarray(gammas), w0_np.size, setup.sizes,
@@ -369,7 +372,15 @@ def _run_forward(call, w0, alphas, gammas, theta):
         per_segment = [float(np.max(bits))]
     w0_x = jnp.asarray(exact.to_fixed(w0_np, "w0"))
     buf = new_buffer(per_segment, setup.segments)
-    represented, numerators = jnp.asarray(represented), jnp.asarray(numerators)
+    return w0_np, w0_x, jnp.asarray(represented), jnp.asarray(numerators), buf
+
+
+def _run_forward(call, w0, alphas, gammas, theta):
+    """Checks the inputs, runs the forward pass, raises its flag."""
+    _concrete(w0, alphas, gammas, theta)
+    setup = call.setup
+    w0_np, w0_x, represented, numerators, buf = _forward_inputs(setup, w0, alphas, gammas,
+                                                                theta)
     try:
         w_x, v_x, buf, flag = _forward_jit(setup, w0_x, alphas, represented, numerators,
                                            theta, buf)
@@ -463,6 +474,11 @@ def sgd_momentum(loss, w0, alphas, gammas, theta, callback=None, stats=None, blo
     jax.grad / jax.vjp w.r.t. w0, alphas, gammas and theta run training backwards. Call it
     outside jax.jit (it jits its own passes and checks their flags in Python).
     """
+    call, arrays = _prepare(loss, w0, alphas, gammas, theta, callback, stats, blocks)
+    return _sgd(call, *arrays)
+
+
+def _prepare(loss, w0, alphas, gammas, theta, callback, stats, blocks):
     check_x64()
     theta = sgd.check_theta(theta) if not isinstance(theta, jax.Array) else theta
     w0, alphas, gammas, theta = (_as_array(x, name) for x, name in
@@ -480,9 +496,23 @@ def sgd_momentum(loss, w0, alphas, gammas, theta, callback=None, stats=None, blo
     gamma_kind = _kind(gammas.shape, w0.size, sizes)
     setup = Setup(loss, sizes, _kind(alphas.shape, w0.size, sizes), gamma_kind,
                   _segments(gamma_kind, sizes), callback)
-    dtype = jnp.float64
-    return _sgd(_Call(setup, stats), w0.astype(dtype), alphas.astype(dtype),
-                gammas.astype(dtype), theta.astype(dtype))
+    arrays = tuple(x.astype(jnp.float64) for x in (w0, alphas, gammas, theta))
+    return _Call(setup, stats), arrays
+
+
+def precompile(loss, w0, alphas, gammas, theta, blocks=None):
+    """Compile the forward and reverse passes for these arguments without running them, so
+    that a timing or a memory measurement that follows leaves compilation out."""
+    call, (w0, alphas, gammas, theta) = _prepare(loss, w0, alphas, gammas, theta, None, None,
+                                                 blocks)
+    _, w0_x, represented, numerators, buf = _forward_inputs(call.setup, w0, alphas, gammas,
+                                                            theta)
+    _forward_jit.lower(call.setup, w0_x, alphas, represented, numerators, theta,
+                       buf).compile()
+    # jax.grad runs the VJP under an empty abstract mesh, which is part of jit's cache key
+    with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((), ())):
+        _reverse_jit.lower(call.setup, True, w0_x, w0_x, buf, alphas, represented,
+                           numerators, theta, w0).compile()
 
 
 # --- references and models in jax.numpy ------------------------------------------------------
