@@ -342,7 +342,8 @@ def _concrete(*arrays):
         raise ValueError(CONCRETE_MESSAGE)
 
 
-def _range_message(flag, D):
+def _flag_error(flag, D, rows):
+    """The exception for a raised forward flag (D weights, rows: the words reserved)."""
     t, count, worst = int(flag.step), int(flag.count), float(flag.worst)
     if int(flag.code) == _NONFINITE:
         return ExactArithmeticError(
@@ -350,7 +351,7 @@ def _range_message(flag, D):
             "are NaN or infinite): training diverged or the loss has a singularity there. "
             "Use smaller step sizes or a loss that is finite everywhere.")
     if int(flag.code) == _OVERFLOW:
-        return ExactArithmeticError(OVERFLOW_MESSAGE.format(t=t, count=count, rows="reserved"))
+        return ExactArithmeticError(OVERFLOW_MESSAGE.format(t=t, count=count, rows=rows))
     what, remedy = _RANGE_CHECKS[int(flag.code)]
     return FixedPointRangeError(
         f"{what} left the fixed-point range |x| < {_LIMIT:g} at step {t} (largest "
@@ -387,12 +388,7 @@ def _run_forward(call, w0, alphas, gammas, theta):
     except jax.errors.UnexpectedTracerError:
         raise ValueError(CLOSURE_MESSAGE[0].upper() + CLOSURE_MESSAGE[1:]) from None
     if int(flag.code):
-        error = _range_message(flag, w0_np.size)
-        if int(flag.code) == _OVERFLOW:
-            rows = [w.shape[0] for w in buf.words]
-            error = ExactArithmeticError(OVERFLOW_MESSAGE.format(
-                t=int(flag.step), count=int(flag.count), rows=max(rows)))
-        raise error
+        raise _flag_error(flag, w0_np.size, max(w.shape[0] for w in buf.words))
     if call.stats is not None:
         call.stats["buffer_bytes"] = sum(int(a.nbytes) for a in jax.tree.leaves(buf))
         sizes = np.array(setup.sizes) if setup.gamma_kind == "block" else w0_np.size
