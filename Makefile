@@ -81,8 +81,9 @@ $(STAMP): requirements.txt pyproject.toml
 test: $(STAMP) ## Run the test suite (a few minutes on 2 cores)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) ## Time and memory of hypergradients: exact reversal vs alternatives
+bench: $(STAMP) ## Time and memory of hypergradients: exact reversal vs alternatives (numpy, then JAX)
 	$(BIN)/python benchmarks/bench_sgd.py
+	$(BIN)/python benchmarks/bench_jax.py
 
 figures: $(STAMP) $(OUTPUTS) ## Run the notebooks whose figures are not current (paper: ~2.5 h on 2 cores, overwrites figures/ and the README's tables), then the ledger
 	@$(BIN)/python -m reproducer.claims --figures $(FIGDIR) $(if $(filter paper,$(SCALE)),,--no-readme)
