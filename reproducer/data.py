@@ -162,15 +162,29 @@ def _download_verified(name, algorithm, expected, urls, folder):
     return None, failures
 
 
+def _local_path(dataset, name):
+    """The first file `name` in local_folders(dataset), or None."""
+    return next((folder / name for folder in local_folders(dataset) if (folder / name).is_file()), None)
+
+
 def find_local(dataset, files):
     """{name: verified Path} for those of `files` ({name: (algorithm, digest)}) found on disk."""
     found = {}
     for name, (algorithm, expected) in files.items():
-        for folder in local_folders(dataset):
-            if (folder / name).is_file():
-                found[name] = verify(folder / name, algorithm, expected)
-                break
+        path = _local_path(dataset, name)
+        if path is not None:
+            found[name] = verify(path, algorithm, expected)
     return found
+
+
+def on_disk(dataset):
+    """Whether the files that `dataset` ('mnist' or 'omniglot') loads from are all on disk, so
+    its loader needs no download: the files themselves, not a folder (a failed download leaves
+    an empty one). Checksums are checked when the files are loaded, not here."""
+    sources = {'mnist': [MNIST_FILES], 'omniglot': [OMNIGLOT_NPZ, OMNIGLOT_ZIPS]}
+    if dataset not in sources:
+        raise ValueError(f'dataset must be "mnist" or "omniglot", got {dataset!r}')
+    return any(all(_local_path(dataset, name) for name in files) for files in sources[dataset])
 
 
 def fetch(dataset, files, urls, download=True):

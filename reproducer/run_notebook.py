@@ -31,10 +31,25 @@ def resolve_parameters(scale, output_dir):
     """(scale, output_dir) for a notebook's run: the environment variable REPRODUCER_SCALE,
     when set, replaces `scale` (the runner sets it to the scale it injects, so a hand run
     can be made small without editing the notebook); a relative output_dir is taken from the
-    repository root, whatever the working folder. Returns (str, str)."""
-    scale = os.environ.get("REPRODUCER_SCALE") or scale
+    repository root, whatever the working folder. Says so when REPRODUCER_SCALE overrides
+    the parameters cell's scale. Returns (str, str)."""
+    from .parameters import ParameterError
+    choices = " or ".join(f'"{s}"' for s in SCALES)
+    override = os.environ.get("REPRODUCER_SCALE")
+    if override:
+        if override not in SCALES:
+            raise ParameterError(f"the environment variable REPRODUCER_SCALE={override!r} "
+                                 f"overrides the parameters cell's scale but is not a scale: "
+                                 f"set it to {choices.replace(' or ', ', ')}, or unset it.")
+        if override != scale:
+            print(f"REPRODUCER_SCALE={override} overrides scale = {scale!r} of the parameters "
+                  f"cell: running at {override} scale (unset it to run at the cell's scale).")
+        scale = override
     if scale not in SCALES:
-        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}.")
+        raise ParameterError(f"scale = {scale!r} in the parameters cell: it must be {choices}.")
+    if not isinstance(output_dir, (str, os.PathLike)) or str(output_dir) == "":
+        raise ParameterError(f"output_dir = {output_dir!r} in the parameters cell: it must be "
+                             "a folder's path (a string).")
     output_dir = Path(output_dir)
     if not output_dir.is_absolute():
         output_dir = repository_root() / output_dir

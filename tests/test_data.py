@@ -573,3 +573,24 @@ def test_identify_rows_finds_the_alphabet_and_orientation_of_glyphs():
     best = identify_rows(cells, images, alphabet)[0]
     assert best[0][2] == 2 and best[0][1] == "transposed, rot90 x0"
     assert best[0][0] > best[1][0]
+
+
+def test_on_disk_asks_for_the_files_not_their_folder(tmp_path):
+    """A failed download leaves cache/<dataset>/ empty: that is not data on disk."""
+    cache = tmp_path / 'cache'
+    (cache / 'mnist').mkdir(parents=True)
+    (cache / 'omniglot').mkdir()
+    assert not data.on_disk('mnist') and not data.on_disk('omniglot')
+    for name in MNIST_NAMES[:-1]:
+        (cache / 'mnist' / name).write_bytes(b'')
+    (cache / 'mnist' / MNIST_NAMES[-1]).mkdir()       # a folder where a file should be
+    assert not data.on_disk('mnist')
+    (cache / 'mnist' / MNIST_NAMES[-1]).rmdir()
+    (cache / 'mnist' / MNIST_NAMES[-1]).write_bytes(b'')
+    assert data.on_disk('mnist')
+    (cache / 'omniglot' / 'images_background.zip').write_bytes(b'')
+    assert not data.on_disk('omniglot')                # one of the two zips is not enough
+    (cache / 'omniglot' / 'images_evaluation.zip').write_bytes(b'')
+    assert data.on_disk('omniglot')
+    with pytest.raises(ValueError, match='mnist'):
+        data.on_disk('cifar')

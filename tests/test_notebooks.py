@@ -2,7 +2,6 @@
 each runs at smoke scale and writes its figures, and save_figure itself."""
 import ast
 import json
-import os
 import re
 from pathlib import Path
 
@@ -53,9 +52,29 @@ def test_committed_without_outputs(notebook):
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
 
 
-@pytest.mark.skipif(not os.environ.get("REPRODUCER_DATA") and not Path.home().joinpath(
-    ".cache", "reproducer", "mnist").exists(), reason="MNIST not available (set REPRODUCER_DATA)")
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+# What a notebook's code calls tells which data it reads
+READS = {"mnist": ("mnist_splits", "load_mnist", "Setting(", "chaos_sweep", "first_mnist_images",
+                   "mnist_arrays"),
+         "omniglot": ("omniglot_tasks", "load_omniglot")}
+
+
+def data_missing(notebook):
+    """The datasets `notebook` reads whose files are not on disk (data.on_disk: the files the
+    loaders look up, in $REPRODUCER_DATA or the cache), so that offline it cannot run."""
+    from reproducer.data import on_disk
+    code = "".join("".join(c["source"]) for c in cells(notebook) if c["cell_type"] == "code")
+    return [dataset for dataset, calls in READS.items()
+            if any(call in code for call in calls) and not on_disk(dataset)]
+
+
+def smoke_run(notebook):
+    missing = data_missing(notebook)
+    reason = (f"{' and '.join(missing)} not on disk: set REPRODUCER_DATA to a folder holding "
+              f"{', '.join(m + '/' for m in missing)} (or load it once online)")
+    return pytest.param(notebook, id=notebook.stem, marks=pytest.mark.skipif(bool(missing), reason=reason))
+
+
+@pytest.mark.parametrize("notebook", [smoke_run(nb) for nb in NOTEBOOKS])
 def test_runs_at_smoke_scale_and_writes_its_figures(notebook, tmp_path):
     from reproducer.run_notebook import run
     figures = figures_of(notebook)
@@ -65,6 +84,25 @@ def test_runs_at_smoke_scale_and_writes_its_figures(notebook, tmp_path):
         for ext in ("png", "pdf", "json"):
             assert (tmp_path / f"{name}.{ext}").stat().st_size > 0
         assert json.loads((tmp_path / f"{name}.json").read_text())["scale"] == "smoke"
+
+
+def test_offline_a_folder_without_the_files_does_not_count_as_data(monkeypatch, tmp_path):
+    """A failed download leaves an empty cache folder; an empty REPRODUCER_DATA is no data
+    either: the smoke runs skip until the files themselves are there."""
+    from reproducer.data import MNIST_FILES, OMNIGLOT_NPZ
+    monkeypatch.setenv("REPRODUCER_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("REPRODUCER_CACHE", str(tmp_path / "cache"))
+    for folder in ("data/mnist", "data/omniglot", "cache/mnist", "cache/omniglot"):
+        (tmp_path / folder).mkdir(parents=True)
+    notebook = {nb.stem: nb for nb in NOTEBOOKS}
+    assert data_missing(notebook["fig7_learned_training_set"]) == ["mnist"]
+    assert data_missing(notebook["fig9_omniglot_sharing"]) == ["omniglot"]
+    assert data_missing(notebook["fig1_toy_meta_learning"]) == []     # reads no data
+    for name in MNIST_FILES:
+        (tmp_path / "cache" / "mnist" / name).write_bytes(b"")
+    (tmp_path / "data" / "omniglot" / next(iter(OMNIGLOT_NPZ))).write_bytes(b"")
+    assert data_missing(notebook["fig7_learned_training_set"]) == []
+    assert data_missing(notebook["fig9_omniglot_sharing"]) == []
 
 
 def test_save_figure_writes_three_files_and_json_round_trips(tmp_path):
