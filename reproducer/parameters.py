@@ -57,6 +57,8 @@ RULES = {
         "n_real_draws", "n_replicates", "n_final_seeds", "n_directions", "n_characters",
         "match_rows", "match_cols", "timing_repeats", "held_out", "bit_params", "bit_words",
         "every")},
+    **{name: COUNT for name in ("bo_runs", "n_rescore", "n_rescore_seeds", "mlp_T", "mlp_hidden")},
+    "rescore_seed": SEED,
     **{name: INDEX for name in ("drawing", "max_shift")},
     **{name: REAL for name in (
         "log_alpha", "log_scale", "log_init_scale", "log_penalty0", "log_l2_0", "log_l2",
