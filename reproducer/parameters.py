@@ -65,7 +65,7 @@ RULES = {
         "meta_log_alpha", "adam_log_alpha", "sgd_log_alpha")},
     **{name: POSITIVE for name in (
         "alpha", "meta_step", "preprocessing_step", "stencil_step", "image_scale0",
-        "unrolled_budget_mb")},
+        "unrolled_budget_mb", "std_floor")},
     **{name: DECAY for name in ("gamma", "sgd_gamma", "meta_gamma")},
     **{name: MASS for name in ("meta_mass", "adam_beta1")},
     "init_corr": (_in(0, 1, False, False), "a number in [0, 1]"),

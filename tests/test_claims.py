@@ -24,7 +24,21 @@ BY_KEY = {c.key: c for c in claims.CLAIMS}
 
 
 def committed(figure):
-    return json.loads((FIGURES / f"{figure}.json").read_text())
+    data = json.loads((FIGURES / f"{figure}.json").read_text())
+    return UNTIL_RERUN.get(figure, lambda d: d)(data)
+
+
+def fixed_preprocessing_baselines(d):
+    """The committed data_augmentation.json predates the mean-centring and standardization
+    baselines: until its paper-scale rerun, the tests give them no-preprocessing's numbers
+    (a stand-in for the rules' tests only; the ledger itself says "not measured")."""
+    for key in ("test_loss", "test_loss_std"):
+        for baseline in ("mean_centring", "standardization"):
+            d[key].setdefault(baseline, d[key]["none"])
+    return d
+
+
+UNTIL_RERUN = {"data_augmentation": fixed_preprocessing_baselines}
 
 
 def status(key, data):
@@ -55,6 +69,20 @@ def sharing_not_learned(d):
         d["learned"] = copy.deepcopy(d["start"])
 
 
+def preprocessing_stays(d):
+    """The learned preprocessing starts at the identity: no preprocessing's numbers."""
+    for key in ("test_loss", "test_loss_std", "valid_loss"):
+        if key in d:
+            d[key]["preprocessing"] = d[key]["none"]
+
+
+def stencils_stay(d):
+    """The stencils start near zero: copies equal to their images, i.e. no augmentation."""
+    for key in ("test_loss", "test_loss_std", "valid_loss"):
+        if key in d:
+            d[key]["learned_augmentation"] = d[key]["none"]
+
+
 def penalties_stay(d):
     d["log_penalties"] = np.full(np.shape(d["log_penalties"]), -3.6052).tolist()
     d["penalty_98th_percentile"] = math.exp(-3.6052)
@@ -81,6 +109,8 @@ NO_LEARNING = {
     "omniglot_learned_test": sharing_not_learned,
     "l2_penalty_scale": penalties_stay,
     "learned_images_range": images_stay_blank,
+    "learned_preprocessing_vs_baselines": preprocessing_stays,
+    "learned_augmentation_vs_baselines": stencils_stay,
 }
 
 # Rules that cannot be posed as "learned values replaced by the starting ones", and why.
@@ -206,7 +236,22 @@ BOTH_VERDICTS = {
         np.array(d["log_penalties"]) + math.log(2)).tolist())),      # all twice as strong: 0.05
     "learned_images_range": (nothing, lambda d: d.__setitem__("learned_images", (
         0.5 * np.array(d["learned_images"])).tolist())),
+    "learned_preprocessing_vs_baselines": (setter(["test_loss", "preprocessing"], 0.33), nothing),
+    "learned_augmentation_vs_baselines": (   # 0.364 +- 0.014 against 0.362: a tie, not a win
+        setter(["test_loss", "learned_augmentation"], 0.34), nothing),
 }
+
+
+def test_learned_inputs_against_baselines_are_not_measured_without_them_and_judged_on_test():
+    data = json.loads((FIGURES / "data_augmentation.json").read_text())    # before the rerun
+    verdict, note = status("learned_preprocessing_vs_baselines", data)[2:]
+    assert verdict == "not measured" and "mean_centring" in note
+    data = committed("data_augmentation")
+    data["test_loss"]["standardization"] = 0.30                             # a baseline wins
+    data["valid_loss"] = dict(none=0.4, preprocessing=0.0, learned_augmentation=0.0)   # not the judge
+    for key in ("learned_preprocessing_vs_baselines", "learned_augmentation_vs_baselines"):
+        verdict, note = status(key, data)[2:]
+        assert verdict == "does not support" and "the best, standardization, 0.3000" in note
 
 
 def held_out(**rows):
