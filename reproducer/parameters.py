@@ -59,6 +59,7 @@ RULES = {
         "every")},
     **{name: COUNT for name in ("bo_runs", "n_rescore", "n_rescore_seeds", "mlp_T", "mlp_hidden")},
     "rescore_seed": SEED,
+    "mlp_gamma": DECAY, "mlp_log_alpha": REAL, "mlp_batch": COUNT,
     **{name: INDEX for name in ("drawing", "max_shift")},
     **{name: REAL for name in (
         "log_alpha", "log_scale", "log_init_scale", "log_penalty0", "log_l2_0", "log_l2",
