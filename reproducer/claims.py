@@ -201,7 +201,7 @@ def _factor(gamma, paper_factor, tolerance):
                      "memory, not the buffer, dominates.")
         mlp_ratio, mlp_T = _maybe(data, "mlp", "stored_over_exact"), _maybe(data, "mlp", "problem", "T")
         if mlp_ratio is not None and mlp_T is not None:
-            note += (f" In the paper's MLP setting ({_get(data, 'mlp', 'problem').get('model', 'MLP')}, "
+            note += (f" In the MLP setting ({_get(data, 'mlp', 'problem').get('model', 'MLP')}, "
                      f"T = {mlp_T:.0f}) storing the whole trajectory costs only {mlp_ratio:.1f}x exact "
                      "reversal's peak, because per-step working memory dominates: the factor above is "
                      "the buffer's, not a whole hypergradient's.")
