@@ -23,7 +23,7 @@ from .meta import meta_optimize
 from .models import (authors_init, batch_slice, cross_entropy, error_rate, init_weights, minibatch,
                      mlp_layout, mlp_predict)
 from .adaptive import adam
-from .sgd import sgd_momentum
+from .sgd import sgd_momentum, sgd_momentum_unrolled
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,18 @@ def train(setting, hypers, seed, callback=None, stats=None):
                     callback=callback, stats=stats, blocks=setting.layout)
     return sgd_momentum(loss, w0, alphas, gammas, np.zeros(1), callback=callback,
                         stats=stats, blocks=setting.layout)
+
+
+def plain_train(setting, hypers, seed):
+    """w_T (D,) of the same run as train (same w0, minibatches and schedules) by plain float64
+    SGD with momentum (sgd_momentum_unrolled on arrays): the training a hypergradient's cost
+    is measured against. SGD only."""
+    if setting.optimizer != "sgd":
+        raise ValueError(f"plain_train runs SGD with momentum, not {setting.optimizer!r}.")
+    alphas, gammas, log_scales = unpack(setting, np.asarray(hypers, dtype=float))
+    w0 = init_weights(setting.layout, log_scales, seed, draw=setting.draw)
+    return sgd_momentum_unrolled(training_loss(setting, seed), w0, alphas, gammas, np.zeros(1),
+                                 blocks=setting.layout)
 
 
 def final_loss(hypers, seed, setting):
@@ -260,21 +272,58 @@ def bayes_opt_baseline(setting, num_runs, seed=0, n_random=5, bounds=BASELINE_BO
     return (best[0], 1.0 / (1.0 + np.exp(-best[1])), best[2]), dict(params=params, loss=losses)
 
 
+# The authors' Whetlab optimum, "Based on 100 iterations of whetlab" (HIPS/hypergrad
+# experiments/Feb_3_training_schedules/7_adam_50_whetlab_init/experiment.py): log step size
+# 0.887 (2.43), logit momentum 0.403 (0.60), log scale -1.63 (0.196).
+AUTHORS_BASELINE = (0.887, 1.0 / (1.0 + np.exp(-0.403)), -1.63)
+
+
+def rescore_candidates(setting, search, seeds, top=5, n_jobs=2):
+    """A search's `top` candidates (lowest single-run losses) trained again on fresh seeds;
+    the best by mean loss over them (a single run's loss rewards a lucky seed; a run that
+    diverges counts as infinite). search: bayes_opt_baseline's record. Returns (best
+    (log_alpha, gamma, log_scale), dict(params (top, 3) as in search, loss (top, S), mean (top,),
+    seeds, index of each candidate in the search))."""
+    if top < 1 or len(seeds) < 1:
+        raise ValueError(f"rescore_candidates needs top >= 1 and at least one seed (got top = "
+                         f"{top}, {len(seeds)} seeds).")
+    order = np.argsort(np.where(np.isnan(search["loss"]), np.inf, search["loss"]), kind="stable")[:top]
+    params = np.asarray(search["params"])[order]
+    grid = [initial_hypers(setting, a, 1.0 / (1.0 + np.exp(-g)), s) for a, g, s in params]
+    losses = evaluate_many(setting, grid, seeds, n_jobs)[..., 0]
+    mean = np.mean(np.where(np.isnan(losses), np.inf, losses), axis=1)
+    b = int(np.argmin(mean))
+    best = (params[b, 0], 1.0 / (1.0 + np.exp(-params[b, 1])), params[b, 2])
+    return best, dict(params=params, loss=losses, mean=mean, seeds=list(seeds), index=order)
+
+
 def hypergradient_cost(setting, hypers, seed, repeats=3):
-    """Wall-clock seconds of one training run forward (with the final training loss), of one
-    whole hypergradient, and of what the reverse pass repeats T times: the minibatch
-    gradient, and the gradient with a Hessian-vector product (as the reverse pass computes
-    them). Each is the best of `repeats`, taken in turns (so a busy spell on a shared machine
-    slows all alike) with BLAS on one thread (idle BLAS threads spin when cores are taken).
-    Derived: reverse_seconds = hypergradient - forward; hvp_seconds = the HVPs' share of the
-    reverse derivatives; exact_seconds = reverse - T (gradient + HVP), the reverse pass's
-    fixed-point arithmetic and buffer bookkeeping. Also load_average (1 min, before, after)."""
+    """Wall-clock seconds of one plain float64 training run (plain_train, with its final
+    training loss), of the reversible forward pass (train, with the final loss), of one whole
+    hypergradient, of the reverse pass alone (the VJP of a forward pass already taken), and
+    of what the reverse pass repeats T times: the minibatch gradient, and the gradient with a
+    Hessian-vector product (as the reverse pass computes them). All on the same T, minibatches
+    and initial weights. Each is the best of `repeats`, taken in turns (so a busy spell on a
+    shared machine slows all alike) with BLAS on one thread (idle BLAS threads spin when cores
+    are taken). Keys: plain_seconds, forward_seconds, hypergradient_seconds, reverse_seconds,
+    gradients_seconds, gradient_and_hvp_seconds; derived: ratio (hypergradient / reversible
+    forward), plain_ratio (hypergradient / plain), reverse_plain_ratio (reverse alone / plain),
+    hvp_seconds (the HVPs' share), c_hvp (one HVP in gradients: hvp / gradients),
+    exact_seconds = reverse - T (gradient + HVP), the reverse pass's fixed-point arithmetic and
+    buffer bookkeeping; load_average (1 min, before, after)."""
     from threadpoolctl import threadpool_limits
     loss = training_loss(setting, seed)
     _, _, log_scales = unpack(setting, hypers)
     w = init_weights(setting.layout, log_scales, seed, draw=setting.draw)
     theta, u = np.zeros(1), np.ones(w.size) * 1e-3
     grad_loss = grad(loss)
+
+    def timed(task):
+        def run():
+            start = time.perf_counter()
+            task()
+            return time.perf_counter() - start
+        return run
 
     def gradients():
         for t in range(setting.T):
@@ -285,21 +334,30 @@ def hypergradient_cost(setting, hypers, seed, repeats=3):
             vjp, _ = make_vjp(lambda w_: grad_loss(w_, theta, t))(w)
             vjp(u)
 
-    tasks = {"forward_seconds": lambda: final_loss(hypers, seed, setting),
-             "hypergradient_seconds": lambda: value_and_grad(final_loss)(hypers, seed, setting),
-             "gradients_seconds": gradients, "gradient_and_hvp_seconds": gradients_and_hvps}
+    def reverse_alone():
+        vjp, _ = make_vjp(final_loss)(hypers, seed, setting)     # the forward pass, not timed
+        start = time.perf_counter()
+        vjp(1.0)
+        return time.perf_counter() - start
+
+    tasks = {"plain_seconds": timed(lambda: full_training_loss(setting, plain_train(setting, hypers, seed))),
+             "forward_seconds": timed(lambda: final_loss(hypers, seed, setting)),
+             "hypergradient_seconds": timed(lambda: value_and_grad(final_loss)(hypers, seed, setting)),
+             "reverse_seconds": reverse_alone,
+             "gradients_seconds": timed(gradients), "gradient_and_hvp_seconds": timed(gradients_and_hvps)}
     out = {name: np.inf for name in tasks}
     before = os.getloadavg()[0]
     with threadpool_limits(limits=1, user_api="blas"):
         for _ in range(repeats):
             for name, task in tasks.items():
-                start = time.perf_counter()
-                task()
-                out[name] = min(out[name], time.perf_counter() - start)
+                out[name] = min(out[name], task())
     out["load_average"] = [before, os.getloadavg()[0]]
+    out["repeats"] = repeats
     out["ratio"] = out["hypergradient_seconds"] / out["forward_seconds"]
-    out["reverse_seconds"] = out["hypergradient_seconds"] - out["forward_seconds"]
+    out["plain_ratio"] = out["hypergradient_seconds"] / out["plain_seconds"]
+    out["reverse_plain_ratio"] = out["reverse_seconds"] / out["plain_seconds"]
     out["hvp_seconds"] = out["gradient_and_hvp_seconds"] - out["gradients_seconds"]
+    out["c_hvp"] = out["hvp_seconds"] / out["gradients_seconds"]
     out["exact_seconds"] = out["reverse_seconds"] - out["gradient_and_hvp_seconds"]
     return out
 

@@ -57,13 +57,16 @@ RULES = {
         "n_real_draws", "n_replicates", "n_final_seeds", "n_directions", "n_characters",
         "match_rows", "match_cols", "timing_repeats", "held_out", "bit_params", "bit_words",
         "every")},
+    **{name: COUNT for name in ("bo_runs", "n_rescore", "n_rescore_seeds", "mlp_T", "mlp_hidden")},
+    "rescore_seed": SEED,
+    "mlp_gamma": DECAY, "mlp_log_alpha": REAL, "mlp_batch": COUNT,
     **{name: INDEX for name in ("drawing", "max_shift")},
     **{name: REAL for name in (
         "log_alpha", "log_scale", "log_init_scale", "log_penalty0", "log_l2_0", "log_l2",
         "meta_log_alpha", "adam_log_alpha", "sgd_log_alpha")},
     **{name: POSITIVE for name in (
         "alpha", "meta_step", "preprocessing_step", "stencil_step", "image_scale0",
-        "unrolled_budget_mb")},
+        "unrolled_budget_mb", "std_floor")},
     **{name: DECAY for name in ("gamma", "sgd_gamma", "meta_gamma")},
     **{name: MASS for name in ("meta_mass", "adam_beta1")},
     "init_corr": (_in(0, 1, False, False), "a number in [0, 1]"),

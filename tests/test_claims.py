@@ -24,7 +24,21 @@ BY_KEY = {c.key: c for c in claims.CLAIMS}
 
 
 def committed(figure):
-    return json.loads((FIGURES / f"{figure}.json").read_text())
+    data = json.loads((FIGURES / f"{figure}.json").read_text())
+    return UNTIL_RERUN.get(figure, lambda d: d)(data)
+
+
+def fixed_preprocessing_baselines(d):
+    """The committed data_augmentation.json predates the mean-centring and standardization
+    baselines: until its paper-scale rerun, the tests give them no-preprocessing's numbers
+    (a stand-in for the rules' tests only; the ledger itself says "not measured")."""
+    for key in ("test_loss", "test_loss_std"):
+        for baseline in ("mean_centring", "standardization"):
+            d[key].setdefault(baseline, d[key]["none"])
+    return d
+
+
+UNTIL_RERUN = {"data_augmentation": fixed_preprocessing_baselines}
 
 
 def status(key, data):
@@ -53,6 +67,20 @@ def sharing_not_learned(d):
     d["ablation_meta_valid_loss"] = [d["ablation_meta_valid_loss"][0]] * len(d["ablation_meta_valid_loss"])
     if "start" in d:
         d["learned"] = copy.deepcopy(d["start"])
+
+
+def preprocessing_stays(d):
+    """The learned preprocessing starts at the identity: no preprocessing's numbers."""
+    for key in ("test_loss", "test_loss_std", "valid_loss"):
+        if key in d:
+            d[key]["preprocessing"] = d[key]["none"]
+
+
+def stencils_stay(d):
+    """The stencils start near zero: copies equal to their images, i.e. no augmentation."""
+    for key in ("test_loss", "test_loss_std", "valid_loss"):
+        if key in d:
+            d[key]["learned_augmentation"] = d[key]["none"]
 
 
 def penalties_stay(d):
@@ -89,6 +117,8 @@ NO_LEARNING = {
     "omniglot_learned_test": sharing_not_learned,
     "l2_penalty_scale": penalties_stay,
     "learned_images_range": images_stay_blank,
+    "learned_preprocessing_vs_baselines": preprocessing_stays,
+    "learned_augmentation_vs_baselines": stencils_stay,
 }
 
 # Rules that cannot be posed as "learned values replaced by the starting ones", and why.
@@ -189,7 +219,9 @@ BOTH_VERDICTS = {
     "learned_vs_fixed_schedule": (nothing, setter(["baseline_final_loss"], lambda d: d[
         "learned_final_loss"] + 0.5 * d["learned_final_loss_std"])),
     "baseline_step_size": (nothing, setter(["baseline_step_size"], 4.0)),
-    "baseline_momentum": (setter(["baseline_momentum"], 0.6), nothing),
+    "baseline_momentum": (setter(["baseline_momentum"], 0.6), chained(      # 0.60 scores worse
+        setter(["held_out"], lambda d: held_out(ours=(0.10, 0.004), authors=(0.12, 0.005),
+                                                ours_momentum_060=(0.111, 0.003))))),
     "baseline_init_scale": (nothing, setter(["baseline_init_scale"], 0.4)),
     "initial_hypergradient_authors": (nothing, setter(
         ["authors_comparison", "d_log_alphas", "relative_difference"], 0.05)),
@@ -213,7 +245,66 @@ BOTH_VERDICTS = {
         np.array(d["log_penalties"]) + math.log(2)).tolist())),      # all twice as strong: 0.05
     "learned_images_range": (nothing, lambda d: d.__setitem__("learned_images", (
         0.5 * np.array(d["learned_images"])).tolist())),
+    "learned_preprocessing_vs_baselines": (setter(["test_loss", "preprocessing"], 0.33), nothing),
+    "learned_augmentation_vs_baselines": (   # 0.364 +- 0.014 against 0.362: a tie, not a win
+        setter(["test_loss", "learned_augmentation"], 0.34), nothing),
 }
+
+
+def test_learned_inputs_against_baselines_are_not_measured_without_them_and_judged_on_test():
+    data = json.loads((FIGURES / "data_augmentation.json").read_text())    # before the rerun
+    verdict, note = status("learned_preprocessing_vs_baselines", data)[2:]
+    assert verdict == "not measured" and "mean_centring" in note
+    data = committed("data_augmentation")
+    data["test_loss"]["standardization"] = 0.30                             # a baseline wins
+    data["valid_loss"] = dict(none=0.4, preprocessing=0.0, learned_augmentation=0.0)   # not the judge
+    for key in ("learned_preprocessing_vs_baselines", "learned_augmentation_vs_baselines"):
+        verdict, note = status(key, data)[2:]
+        assert verdict == "does not support" and "the best, standardization, 0.3000" in note
+
+
+def held_out(**rows):
+    """held_out as the notebook writes it: name -> final training loss (mean, spread) on the
+    held-out seeds; ours_momentum_060 stands for "ours_momentum_0.60"."""
+    return {k.replace("060", "0.60"): dict(final_loss=m, final_loss_std=sd) for k, (m, sd) in rows.items()}
+
+
+def test_the_momentum_rule_respects_a_flat_objective():
+    """Our momentum (0.252 in the committed run) is far from 0.60; the claim still holds if
+    0.60 scores as well on held-out seeds, and fails if it scores worse by more than a spread;
+    an old JSON without held-out scores is not measured, not judged by the distance alone."""
+    data = committed("fig3_learning_curves")
+    assert abs(data["baseline_momentum"] - 0.60) > 0.15
+    ours, _, verdict, note = status("baseline_momentum", data)
+    assert verdict == "not measured" and "lacks held_out.ours" in note
+    for authors, at_060, expected in [((0.104, 0.005), None, "supports"),       # within one spread
+                                      ((0.09, 0.005), None, "supports"),        # better than ours
+                                      ((0.12, 0.005), (0.103, 0.002), "supports"),
+                                      ((0.12, 0.005), (0.111, 0.002), "does not support"),
+                                      ((0.106, 0.005), None, "does not support")]:
+        rows = dict(ours=(0.10, 0.004), authors=authors)
+        if at_060 is not None:
+            rows["ours_momentum_060"] = at_060
+        data["held_out"] = held_out(**rows)
+        verdict, note = status("baseline_momentum", data)[2:]
+        assert verdict == expected, (authors, at_060, note)
+        assert f"{authors[0]:.4g} +- {authors[1]:.2g}" in note
+
+
+def test_learned_schedules_are_compared_with_the_better_fixed_optimum():
+    data = committed("fig3_learning_curves")
+    learned, spread = data["learned_final_loss"], data["learned_final_loss_std"]
+    data["start_final_loss"] = learned + 1.0
+    data["held_out"] = held_out(ours=(learned + 10 * spread, spread), authors=(learned + 10 * spread, spread))
+    assert status("learned_vs_fixed_schedule", data)[2] == "supports"
+    data["held_out"]["authors"]["final_loss"] = learned + 0.5 * spread        # theirs: a tie
+    verdict, note = status("learned_vs_fixed_schedule", data)[2:]
+    assert verdict == "does not support" and "the better of the two fixed-schedule optima, the authors'" in note
+    data["start_final_loss"] = learned - spread                               # learned no better than its start
+    data["held_out"]["authors"]["final_loss"] = learned + 10 * spread
+    assert status("learned_vs_fixed_schedule", data)[2] == "does not support"
+    del data["held_out"]                                                      # an old JSON: ours only
+    assert "lacks held_out.authors" in status("learned_vs_fixed_schedule", data)[3]
 
 
 def test_both_verdicts_are_checked_for_every_claim():

@@ -15,8 +15,9 @@ from reproducer import experiments
 from reproducer.authors import TheirObject, load_results, parsed
 from reproducer.experiments import (BASELINE_BOUNDS, Setting, bayes_opt_baseline, evaluate,
                                     full_training_loss, hypergradient, hypergradient_cost,
-                                    initial_hypers, meta_learn, schedule_roughness, training_loss,
-                                    unpack)
+                                    initial_hypers, meta_learn, plain_train, rescore_candidates,
+                                    schedule_roughness,
+                                    train, training_loss, unpack)
 from reproducer.models import authors_random_state, init_weights, minibatch
 from reproducer.sgd import sgd_momentum_unrolled
 
@@ -120,6 +121,27 @@ def test_bayes_opt_baseline_trains_each_run_from_its_seed_and_returns_the_best()
     assert np.array_equal(bayes_opt_baseline(SETTING, 7, seed=2, n_random=3)[1]["params"], params)
 
 
+def test_rescoring_keeps_the_candidate_with_the_best_mean_not_the_luckiest_run():
+    """Candidate 0 had the lowest single-run loss (a lucky seed, made up here) but trains worst
+    on fresh seeds; candidate 1 diverges on them (step e^5) and is never kept; candidate 2
+    trains best on average (about 0.67 against 0.76 and 1.05 on this tiny problem)."""
+    params = np.array([[-3.0, 0.0, -1.0], [5.0, 0.0, -1.0], [0.0, 1.0, -1.0], [-1.0, 0.0, -1.0],
+                       [-2.5, -2.0, -4.0]])
+    search = dict(params=params, loss=np.array([0.01, 0.02, 0.3, 0.4, np.nan]))
+    seeds = [11, 12]
+    best, rescored = rescore_candidates(SETTING, search, seeds, top=4, n_jobs=1)
+    assert list(rescored["index"]) == [0, 1, 2, 3] and rescored["loss"].shape == (4, 2)
+    by_hand = np.array([[evaluate(SETTING, initial_hypers(SETTING, a, 1 / (1 + np.exp(-g)), s), seed)[0]
+                         for seed in seeds] for a, g, s in params[:4]])
+    assert np.allclose(rescored["loss"], by_hand, equal_nan=True)
+    assert np.isnan(by_hand[1]).all() and rescored["mean"][1] == np.inf
+    assert np.argmin(rescored["mean"]) == 2 and rescored["mean"][2] < rescored["mean"][0]
+    assert best == pytest.approx((0.0, 1 / (1 + np.exp(-1.0)), -1.0))
+    assert rescore_candidates(SETTING, search, seeds, top=1, n_jobs=1)[0][0] == -3.0   # only the lucky one
+    with pytest.raises(ValueError, match="top >= 1"):
+        rescore_candidates(SETTING, search, [], top=3)
+
+
 def test_schedule_roughness_by_hand():
     log_values = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 1.5]])
     assert np.allclose(schedule_roughness(log_values), [1.0, 0.25])
@@ -130,8 +152,24 @@ def test_hypergradient_cost_adds_up():
     assert cost["ratio"] == pytest.approx(cost["hypergradient_seconds"] / cost["forward_seconds"])
     assert cost["reverse_seconds"] == pytest.approx(
         cost["gradients_seconds"] + cost["hvp_seconds"] + cost["exact_seconds"])
-    assert all(cost[k] > 0 for k in ("forward_seconds", "hypergradient_seconds", "gradients_seconds"))
+    assert all(cost[k] > 0 for k in ("forward_seconds", "hypergradient_seconds", "gradients_seconds",
+                                     "plain_seconds", "reverse_seconds"))
+    assert cost["plain_ratio"] == pytest.approx(cost["hypergradient_seconds"] / cost["plain_seconds"])
+    assert cost["reverse_plain_ratio"] == pytest.approx(cost["reverse_seconds"] / cost["plain_seconds"])
+    assert cost["c_hvp"] == pytest.approx(cost["hvp_seconds"] / cost["gradients_seconds"])
     assert len(cost["load_average"]) == 2
+
+
+def test_plain_training_is_the_same_run_as_the_reversible_one():
+    """Same w0, minibatches and per-block schedules: the plain float64 loop lands where the
+    exact (fixed-point) run does, to within the fixed-point rounding; another seed does not."""
+    hypers = initial_hypers(SETTING, log_alpha=-1.5, gamma=0.7, log_scale=-1.0)
+    hypers[:SETTING.T * len(SETTING.layout)] += np.linspace(-0.3, 0.3, SETTING.T * len(SETTING.layout))
+    w_plain, w_exact = plain_train(SETTING, hypers, 3), train(SETTING, hypers, 3)
+    assert np.allclose(w_plain, w_exact, rtol=0, atol=1e-9)
+    assert not np.allclose(plain_train(SETTING, hypers, 4), w_exact, atol=1e-3)
+    with pytest.raises(ValueError, match="not 'adam'"):
+        plain_train(Setting(optimizer="adam"), hypers, 3)
 
 
 def test_a_setting_without_validation_data_says_so():
