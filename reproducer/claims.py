@@ -1168,11 +1168,10 @@ def main(argv=None):
     except WriteError as error:
         print(f"reproducer.claims: {error}", file=sys.stderr)
         return 1
-    if new is None:
+    if new is None and not args.no_readme:      # a quick run prints the summary only
         print(table + "\n")
-        if not args.no_readme:
-            print(f"{readme} has no {START} ... {END} section: add the two marker lines "
-                  "where the table belongs, then run this again.")
+        print(f"{readme} has no {START} ... {END} section: add the two marker lines "
+              "where the table belongs, then run this again.")
     print(summary(previous, rows))
     print(f"ledger written to {output}" + (f" and {readme}." if new is not None else "."))
     for problem in problems:

@@ -335,11 +335,11 @@ def test_a_quick_ledger_prints_a_summary_and_the_verdicts_that_changed(tmp_path,
     first = capsys.readouterr().out
     assert "| Claim |" not in first and f"{len(claims.CLAIMS)} claims: " in first
     assert "no verdict changed." in first and len(first.splitlines()) == 3
-    (tmp_path / "fig6_l2_penalties.json").write_text(json.dumps(
-        {"penalty_98th_percentile": 0.0312, "scale": "paper"}))
+    (tmp_path / "fig7_learned_training_set.json").write_text(json.dumps(
+        {"colour_range": [-0.29, 0.33], "scale": "paper"}))
     claims.main(["--figures", str(tmp_path), "--no-readme"])
     second = capsys.readouterr().out
-    assert "verdicts changed:\n  l2_penalty_scale: not yet run -> supports" in second
+    assert "verdicts changed:\n  learned_images_range: not yet run -> supports" in second
 
 
 def test_a_long_cell_shows_progress(tmp_path, monkeypatch, capsys):
