@@ -18,14 +18,14 @@ line on stderr, its claims are "not measured", and the command exits with status
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .provenance import WriteError, replace_between, write_all
 
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
 NOT_RUN, NOT_MEASURED, NOT_JUDGED = "not yet run", "not measured", "not judged"
@@ -1087,52 +1087,7 @@ def markdown_table(rows):
 def rewrite_readme(text, table):
     """text with everything between the START and END marker lines replaced by table;
     None if the markers are missing or out of order."""
-    start, end = text.find(START), text.find(END)
-    if start < 0 or end < start:
-        return None
-    head = text[:start + len(START)]
-    return f"{head}\n{table}\n{text[end:]}"
-
-
-class WriteError(Exception):
-    """Writing the ledger failed; the message names the file, and nothing was changed."""
-
-
-def write_all(texts):
-    """Write each {path: text} whole or not at all: every text goes to a temporary file beside
-    its path first, and only when all are written are they renamed into place (as
-    plotting.save_figure does), so a full disk never leaves half a claims.json or README."""
-    temporary = {}
-    try:
-        for path, text in texts.items():
-            path = Path(path)
-            try:
-                mode = path.stat().st_mode & 0o777 if path.exists() else None
-                with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
-                                                 prefix=f".{path.name}.", suffix=".part",
-                                                 delete=False) as f:
-                    temporary[path] = f.name
-                    f.write(text)
-                    f.flush()
-                    os.fsync(f.fileno())
-                if mode is None:
-                    mode = 0o666 & ~_umask()
-                os.chmod(temporary[path], mode)
-            except OSError as error:
-                raise WriteError(f"could not write {path} ({error.strerror or error}); "
-                                 "nothing was changed") from None
-        for path, tmp in temporary.items():
-            os.replace(tmp, path)
-    finally:
-        for tmp in temporary.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return replace_between(text, START, END, table)
 
 
 def main(argv=None):

@@ -301,30 +301,64 @@ def figure_table(rows):
     return "\n".join(lines)
 
 
-def write_atomically(path, text):
-    """Replace path's content by text all or none (temporary file beside it, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+def replace_between(text, start_marker, end_marker, table):
+    """text with everything between the start and end marker lines replaced by table; None if
+    the markers are missing or out of order (the README blocks of this and of claims.py)."""
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start < 0 or end < start:
+        return None
+    return f"{text[:start + len(start_marker)]}\n{table}\n{text[end:]}"
+
+
+class WriteError(Exception):
+    """Writing the ledger failed; the message names the file, and nothing was changed."""
+
+
+def write_all(texts):
+    """Write each {path: text} whole or not at all: every text goes to a temporary file beside
+    its path first, and only when all are written are they renamed into place (as
+    plotting.save_figure does), so a full disk never leaves half a claims.json or README."""
+    temporary = {}
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        for path, text in texts.items():
+            path = Path(path)
+            try:
+                mode = path.stat().st_mode & 0o777 if path.exists() else None
+                with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
+                                                 prefix=f".{path.name}.", suffix=".part",
+                                                 delete=False) as f:
+                    temporary[path] = f.name
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+                if mode is None:
+                    mode = 0o666 & ~_umask()
+                os.chmod(temporary[path], mode)
+            except OSError as error:
+                raise WriteError(f"could not write {path} ({error.strerror or error}); "
+                                 "nothing was changed") from None
+        for path, tmp in temporary.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in temporary.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def rewrite_readme(readme, table):
     """Put table between the figure markers of readme; False if the markers are missing."""
     text = Path(readme).read_text()
-    start, end = text.find(START), text.find(END)
-    if start < 0 or end < start:
+    new = replace_between(text, START, END, table)
+    if new is None:
         return False
-    new = f"{text[:start + len(START)]}\n{table}\n{text[end:]}"
     if new != text:
-        write_atomically(readme, new)
+        write_all({readme: new})
     return True
 
 
@@ -346,7 +380,12 @@ def main(argv):
         parser.add_argument("--readme", default="README.md")
         args = parser.parse_args(argv[1:])
         table = figure_table(figure_rows(args.figures))
-        if not rewrite_readme(args.readme, table):
+        try:
+            written = rewrite_readme(args.readme, table)
+        except WriteError as error:
+            print(f"provenance.py readme: {error}", file=sys.stderr)
+            return 1
+        if not written:
             print(table)
             print(f"{args.readme} has no {START} ... {END} section: add the two marker lines "
                   "where the figure table belongs, then run this again.")
