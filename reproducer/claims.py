@@ -485,8 +485,7 @@ def _init_scale(data):
     start = float(path[0])
     if abs(math.log(start / heuristic)) < 1e-6:
         raise Missing("the starting scale is the heuristic itself: no movement to measure")
-    moved = 1 - abs(math.log(ours / heuristic)) / abs(math.log(start / heuristic))
-    ratio = ours / heuristic
+    moved, ratio = _scale_moved(start, ours, heuristic)
     note = (f"From {start:.3f} (the start, e^{math.log(start):.1f}) to {ours:.3g} = {ratio:.2f} times "
             f"1/sqrt(784) = {heuristic:.3f}: {moved:.0%} of the way to the heuristic in log scale "
             "(the paper: 0.050 to about 0.045, 1.26 times, about 30%).")
@@ -857,6 +856,108 @@ def _beats_baselines(learned, label):
     return measure
 
 
+# --- Figs. 2, 3, 5 from other random draws (schedules_other_draws.json; our ablation) ---------
+
+def _draw_runs(data):
+    """{seed: run} of schedules_other_draws.json, the reference (the authors' draws) first;
+    Missing unless it holds the reference and at least one other draw."""
+    runs, reference = _get(data, "runs"), _get(data, "reference")
+    if not isinstance(reference, str):
+        raise Missing(f"reference is {_short(reference)}, not the seed (a string) of the authors' draws")
+    if not isinstance(runs, dict) or reference not in runs or len(runs) < 2:
+        raise Missing(f"runs is {_short(runs)}: it needs the reference draws ({reference!r}) and at "
+                      "least one other")
+    return {reference: runs[reference], **{k: v for k, v in runs.items() if k != reference}}
+
+
+def _draw_label(seed, reference):
+    return "the authors' draws" if seed == reference else f"draws {seed} + i"
+
+
+def _persists(features, what):
+    """(ours, text, supports, note) from {seed: (holds, description)}: supports only if the
+    feature holds for every draw; the note lists each draw and which ones it fails."""
+    failed = [seed for seed, (holds, _) in features.items() if not holds]
+    n = len(features)
+    note = "; ".join(f"{seed}: {text}" for seed, (_, text) in features.items())
+    verdict = (f"It holds for all {n} draws." if not failed else
+               f"It fails for {len(failed)} of {n} draws ({', '.join(failed)}).")
+    return float(n - len(failed)), f"{n - len(failed)} of {n} draws", not failed, (
+        f"{what} {verdict} Per draw (seed offset s: meta-iteration i trains from s + i; 0 is the "
+        f"authors'): {note}.")
+
+
+def _draws_peak(data):
+    reference, T = _get(data, "reference"), int(_number(data, "T"))
+    early = int(_number(data, "early_steps"))
+    blocks = _get(data, "blocks")
+    if not isinstance(blocks, list) or "layer4_weights" not in blocks:
+        raise Missing("blocks does not name layer4_weights")
+    features = {}
+    for seed, _ in _draw_runs(data).items():
+        alphas = _array(data, "runs", seed, "alphas")
+        if alphas.shape != (T, len(blocks)):
+            raise Missing(f"runs.{seed}.alphas is not T x blocks")
+        a = alphas[:, blocks.index("layer4_weights")]
+        step, late = int(np.argmax(a)), float(np.median(a[T // 2:]))
+        ratio = a[step] / late
+        features[seed] = (step < early and ratio >= 2,
+                          f"peak {a[step]:.2f} at step {step}, {ratio:.1f} times the second half's median")
+    return _persists(features, (
+        f"The layer-4 weights' learned step size peaks early, as in Fig. 2 from the authors' draws. "
+        f"Rule: for every draw, the largest step size is in the first {early} of {T} steps and at "
+        "least twice the median of the second half (a constant schedule, the start, is not)."))
+
+
+def _scale_moved(start, ours, heuristic):
+    """(moved, ratio): the fraction of the way (in log scale) a scale moved from its start
+    towards the heuristic, and where it ended as a multiple of the heuristic."""
+    return 1 - abs(math.log(ours / heuristic)) / abs(math.log(start / heuristic)), ours / heuristic
+
+
+def _draws_scale(data):
+    heuristic, start = _number(data, "heuristic_layer1_scale"), _number(data, "start_scale")
+    blocks = _get(data, "blocks")
+    if not isinstance(blocks, list) or "layer1_weights" not in blocks:
+        raise Missing("blocks does not name layer1_weights")
+    if heuristic <= 0 or start <= 0 or abs(math.log(start / heuristic)) < 1e-6:
+        raise Missing("the starting scale or the heuristic is not a positive number apart from the other")
+    features = {}
+    for seed in _draw_runs(data):
+        path = np.exp(_array(data, "runs", seed, "log_scales")[:, blocks.index("layer1_weights")])
+        moved, ratio = _scale_moved(float(path[0]), float(path[-1]), heuristic)
+        features[seed] = (moved >= 0.2 and 1 / 1.5 <= ratio <= 1.5,
+                          f"{path[-1]:.4f} ({ratio:.2f} times 1/sqrt(784), {moved:.0%} of the way)")
+    return _persists(features, (
+        f"The layer-1 weight scale moves from the start {start:.3f} towards 1/sqrt(784) = "
+        f"{heuristic:.3f}, as in Fig. 5. Rule (the Fig. 5 row's): for every draw it moved at least a "
+        "fifth of the way in log scale and ends within a factor 1.5 of the heuristic."))
+
+
+def _draws_loss(data):
+    runs = _draw_runs(data)
+    reference = _get(data, "reference")
+    start, start_std = _number(data, "start", "final_loss"), _number(data, "start", "final_loss_std")
+    ref = _number(data, "runs", reference, "held_out", "final_loss")
+    ref_std = _number(data, "runs", reference, "held_out", "final_loss_std")
+    features = {}
+    for seed in runs:
+        m = _number(data, "runs", seed, "held_out", "final_loss")
+        sd = _number(data, "runs", seed, "held_out", "final_loss_std")
+        beats = start - m > max(sd, start_std)
+        near = seed == reference or abs(m - ref) <= max(sd, ref_std)
+        features[seed] = (beats and near, f"{m:.4f} +- {sd:.4f}" + (
+            "" if beats else ", not below the start by more than the spread") + (
+            "" if near else f", {m - ref:+.4f} from the authors' draws, more than the spread"))
+    seeds = data.get("eval_seeds")
+    n = len(seeds) if isinstance(seeds, list) else "?"
+    return _persists(features, (
+        f"The learned schedules' final training loss on {n} held-out seeds (the same for every draw; "
+        f"the start: {start:.4f} +- {start_std:.4f}). Rule: every draw's learned schedules beat the "
+        "start by more than the spread (the larger standard deviation over the held-out seeds), and "
+        "every other draw is within the spread of the authors' draws."))
+
+
 NOT_LEARNED = {
     "buffer": "the buffer's size, measured by running exact reversal alone; nothing is learned",
     "memory": "the memory of one hypergradient; nothing is learned",
@@ -945,6 +1046,14 @@ CLAIMS = [
           "their results.pkl", "fig4_initial_hypergradient", _authors_hypergradient, NOT_LEARNED["initial"]),
     Claim("init_scale_layer1", "Learned layer-1 weight scale moves from e^-3 = 0.050 to near "
           "1/sqrt(784) = 0.036 (Fig. 5)", "0.050 -> 0.045", "fig5_init_scales", _init_scale),
+    Claim("other_draws_layer4_peak", "Other random draws (our ablation): the early peak of the "
+          "layer-4 step size persists", "Fig. 2 (authors' draws only)", "schedules_other_draws", _draws_peak),
+    Claim("other_draws_layer1_scale", "Other random draws (our ablation): the layer-1 weight scale "
+          "still moves to near 1/sqrt(784)", "Fig. 5 (authors' draws only)", "schedules_other_draws",
+          _draws_scale),
+    Claim("other_draws_final_loss", "Other random draws (our ablation): the learned schedules reach "
+          "the same final training loss", "Fig. 3 (authors' draws only)", "schedules_other_draws",
+          _draws_loss),
     Claim("omniglot_alphabets", "Fig. 8 shows five Omniglot alphabets, each upright and rotated",
           "5 alphabets x 2 (not named)", "fig8_omniglot_alphabets", _alphabets, NOT_LEARNED["identified"]),
     Claim("omniglot_learned_best", "Omniglot: learned sharing generalizes best of the three",

@@ -94,7 +94,19 @@ def adam_not_learned(d):
         held[name] = copy.deepcopy(held["start_" + name.split("/")[0]])
 
 
+def draws_not_learned(d):
+    """Every draw's schedules and scales replaced by the start (log alpha -1, log scale -3),
+    and its held-out losses by the start's."""
+    for run in d["runs"].values():
+        run["alphas"] = np.full(np.shape(run["alphas"]), math.exp(-1.0)).tolist()
+        run["log_scales"] = np.full(np.shape(run["log_scales"]), -3.0).tolist()
+        run["held_out"] = copy.deepcopy(d["start"])
+
+
 NO_LEARNING = {
+    "other_draws_layer4_peak": draws_not_learned,
+    "other_draws_layer1_scale": draws_not_learned,
+    "other_draws_final_loss": draws_not_learned,
     "adam_learned_schedules": adam_not_learned,
     "toy_meta_learning_authors": toy_not_learned,
     "meta_learning_curve": flat_meta_curve,
@@ -191,8 +203,52 @@ def nothing(d):
     pass
 
 
+def each_draw(change, only=None):
+    """Apply change(run, d) to every draw's run (or to the first other draw only)."""
+    def apply(d):
+        others = [k for k in d["runs"] if k != d["reference"]]
+        for key in ([others[0]] if only == "other" else d["runs"]):
+            change(d["runs"][key], d)
+    return apply
+
+
+def early_peak(run, d):
+    t = np.arange(d["T"])
+    a = np.array(run["alphas"])
+    a[:, d["blocks"].index("layer4_weights")] = 1 + 4 * np.exp(-((t - d["early_steps"] / 2) / max(d["T"] / 20, 1)) ** 2)
+    run["alphas"] = a.tolist()
+
+
+def flat_layer4(run, d):
+    a = np.array(run["alphas"])
+    a[:, d["blocks"].index("layer4_weights")] = 1.0
+    run["alphas"] = a.tolist()
+
+
+def final_layer1_scale(value):
+    def change(run, d):
+        run["log_scales"][-1][d["blocks"].index("layer1_weights")] = math.log(value)
+    return change
+
+
+def same_loss_as_reference(run, d):
+    run["held_out"] = copy.deepcopy(d["runs"][d["reference"]]["held_out"])
+    d["start"]["final_loss"] = run["held_out"]["final_loss"] + 10 * max(
+        run["held_out"]["final_loss_std"], d["start"]["final_loss_std"])
+
+
+def off_the_reference(run, d):
+    ref = d["runs"][d["reference"]]["held_out"]
+    run["held_out"]["final_loss"] = ref["final_loss"] + 3 * max(ref["final_loss_std"],
+                                                                run["held_out"]["final_loss_std"])
+
+
 # key: (a change under which the rule supports, one under which it does not)
 BOTH_VERDICTS = {
+    "other_draws_layer4_peak": (each_draw(early_peak), each_draw(flat_layer4, "other")),
+    "other_draws_layer1_scale": (each_draw(final_layer1_scale(0.040)),
+                                 each_draw(final_layer1_scale(math.exp(-3.0)), "other")),
+    "other_draws_final_loss": (each_draw(same_loss_as_reference), each_draw(off_the_reference, "other")),
     "adam_learned_schedules": (nothing, lambda d: scale(d, ["held_out", "best_constant", "mean"], 0.985)),
     "toy_meta_learning_authors": (nothing, lambda d: scale(d, ["meta_loss", 1], 1.01)),
     "bits_gamma_0.9": (nothing, bits_at(0.9, 1.3)),
