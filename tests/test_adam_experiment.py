@@ -17,17 +17,7 @@ K = len(SETTING.layout)
 LOG_SCALES = np.full(K, -1.0)
 
 
-@pytest.fixture(autouse=True)
-def tiny_data(monkeypatch):
-    """Synthetic 6-pixel images with 3 classes instead of MNIST (no files needed)."""
-    def fake(n_train, n_valid, n_test, data_seed, split, center):
-        rs = np.random.RandomState(data_seed)
-        parts = {}
-        for name, n in [("train", n_train), ("valid", n_valid), ("test", n_test)]:
-            labels = rs.randint(3, size=n)
-            parts[name] = (rs.randn(n, 6) + labels[:, None], np.eye(3)[labels], labels)
-        return parts
-    monkeypatch.setattr(experiments, "_mnist", fake)
+pytestmark = pytest.mark.usefixtures("tiny_mnist")   # tests/conftest.py: synthetic data, no MNIST
 
 
 def test_schedule_groups_by_hand():

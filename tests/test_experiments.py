@@ -6,7 +6,6 @@ import pickle
 import sys
 import types
 
-import autograd.numpy as anp
 import numpy as np
 import pytest
 from autograd import grad
@@ -25,18 +24,7 @@ SETTING = Setting(layer_sizes=(6, 5, 4, 3), n_train=30, n_valid=12, n_test=12, b
                   T=7, split="authors", center=True, draw="authors")
 
 
-@pytest.fixture(autouse=True)
-def tiny_data(monkeypatch):
-    """Synthetic 6-pixel images with 3 classes instead of MNIST (no files needed)."""
-    def fake(n_train, n_valid, n_test, data_seed, split, center):
-        rs = np.random.RandomState(data_seed)
-        parts = {}
-        for name, n in [("train", n_train), ("valid", n_valid), ("test", n_test)]:
-            labels = rs.randint(3, size=n)
-            images = rs.randn(n, 6) + labels[:, None]
-            parts[name] = (images, np.eye(3)[labels], labels)
-        return parts
-    monkeypatch.setattr(experiments, "_mnist", fake)
+pytestmark = pytest.mark.usefixtures("tiny_mnist")   # tests/conftest.py: synthetic data, no MNIST
 
 
 def varied_hypers(setting, seed=0):
