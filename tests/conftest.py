@@ -6,7 +6,7 @@ from reproducer import experiments
 
 
 @pytest.fixture
-def tiny_mnist(monkeypatch):
+def synthetic_mnist(monkeypatch):
     """Synthetic 6-pixel images with 3 classes in place of MNIST for every Setting (no
     files needed): class c has mean c in every pixel, so a model can learn something."""
     def fake(n_train, n_valid, n_test, data_seed, split, center):

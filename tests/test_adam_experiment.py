@@ -17,7 +17,7 @@ K = len(SETTING.layout)
 LOG_SCALES = np.full(K, -1.0)
 
 
-pytestmark = pytest.mark.usefixtures("tiny_mnist")   # tests/conftest.py: synthetic data, no MNIST
+pytestmark = pytest.mark.usefixtures("synthetic_mnist")   # tests/conftest.py: synthetic data, no MNIST
 
 
 def test_schedule_groups_by_hand():

@@ -24,7 +24,7 @@ SETTING = Setting(layer_sizes=(6, 5, 4, 3), n_train=30, n_valid=12, n_test=12, b
                   T=7, split="authors", center=True, draw="authors")
 
 
-pytestmark = pytest.mark.usefixtures("tiny_mnist")   # tests/conftest.py: synthetic data, no MNIST
+pytestmark = pytest.mark.usefixtures("synthetic_mnist")   # tests/conftest.py: synthetic data, no MNIST
 
 
 def varied_hypers(setting, seed=0):
