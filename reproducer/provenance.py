@@ -160,21 +160,27 @@ def write_record():
 
 # --- in the runner: the whole entry ------------------------------------------------------
 
-def _git(*args):
+def _git(*args, root=None):
     import subprocess
     try:
-        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
-                              timeout=30)
+        done = subprocess.run(["git", "-C", str(root or ROOT), *args], capture_output=True,
+                              text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def git_state():
-    """{"commit": sha or None, "dirty": bool or None}; dirty means tracked files differ
-    from the commit (the recorded hashes say what actually ran)."""
-    commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+# What `make figures` itself rewrites: a change there is an earlier figure run's output, not
+# a change of the code, so it does not make the next notebook's run "dirty".
+OUTPUTS = ("figures", "README.md")
+
+
+def git_state(root=None):
+    """{"commit": sha or None, "dirty": bool or None}; dirty means tracked files other than
+    OUTPUTS differ from the commit (the recorded hashes say what actually ran)."""
+    commit = _git("rev-parse", "HEAD", root=root)
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  *[f":(exclude){p}" for p in OUTPUTS], root=root) if commit else None
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 

@@ -166,6 +166,22 @@ def commit_all(repo, message):
 
 
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs a git checkout")
+def test_figures_an_earlier_run_rewrote_do_not_make_the_next_run_dirty(tmp_path):
+    """make figures runs notebooks one after another: the figures and README blocks the
+    earlier ones rewrote are outputs, while a changed module or notebook is a dirty tree."""
+    repo = clone(ROOT, tmp_path / "repo")
+    assert provenance.git_state(repo) == {"commit": provenance._git("rev-parse", "HEAD", root=repo),
+                                          "dirty": False}
+    (repo / "figures" / "fig1_toy_meta_learning.json").write_text("{}")
+    with open(repo / "README.md", "a") as readme:
+        readme.write("a regenerated table\n")
+    assert provenance.git_state(repo)["dirty"] is False
+    with open(repo / "reproducer" / "models.py", "a") as module:
+        module.write("# an edit\n")
+    assert provenance.git_state(repo)["dirty"] is True
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs a git checkout")
 def test_a_fresh_clone_plans_only_what_changed(tmp_path):
     """Smoke-run fig1 in a clone and commit its figure; a fresh clone of that plans nothing,
     whatever the timestamps; changing the notebook's code or a module it imported plans it;
