@@ -195,13 +195,31 @@ def package_versions():
     return versions
 
 
-def entry(notebook, scale, parameters, record, wall_seconds, load_start, started):
-    """The provenance entry of one run: record is what the kernel wrote (used())."""
+def snapshot(notebook):
+    """What the runner sees as a run starts: the notebook's code hash, the git state and the
+    sha256 of every file of the package. The entry records these, not the files as they are
+    when the run ends: a module or notebook edited (or a commit made) while a long run goes
+    on must not be recorded as what made its figures."""
+    package = {}
+    for path in sorted(PACKAGE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            package[path.relative_to(ROOT).as_posix()] = sha256(path)
+    return {"notebook_code_sha256": notebook_hash(notebook), "git": git_state(), "package": package}
+
+
+def entry(notebook, scale, parameters, record, wall_seconds, load_start, started, at_start=None):
+    """The provenance entry of one run: record is what the kernel wrote (used()); at_start
+    is snapshot(notebook) taken when the run began (taken now if None). Each source the
+    kernel used is recorded with its hash at the start, so a file changed during the run
+    leaves its figures stale rather than current."""
     notebook = Path(notebook).resolve()
     name = notebook.relative_to(ROOT).as_posix() if notebook.is_relative_to(ROOT) else str(notebook)
-    return {"notebook": name, "notebook_code_sha256": notebook_hash(notebook),
-            "sources": record.get("sources", {}), "data": record.get("data", {}),
-            "scale": scale, "parameters": parameters, "git": git_state(),
+    at_start = at_start or snapshot(notebook)
+    sources = {path: at_start["package"].get(path, digest)
+               for path, digest in record.get("sources", {}).items()}
+    return {"notebook": name, "notebook_code_sha256": at_start["notebook_code_sha256"],
+            "sources": sources, "data": record.get("data", {}),
+            "scale": scale, "parameters": parameters, "git": at_start["git"],
             "packages": package_versions(), "wall_seconds": round(wall_seconds, 1),
             "cores": os.cpu_count(),
             "load_average": {"start": [round(x, 2) for x in load_start],

@@ -211,6 +211,7 @@ def run(notebook, executed, scale, output_dir, *figures, position=""):
     start = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load_start = os.getloadavg()
+    at_start = provenance.snapshot(notebook)   # the code as it is now, not when the run ends
     environment = {"REPRODUCER_SCALE": scale, "REPRODUCER_TEXT_PROGRESS": "1",
                    "TQDM_MININTERVAL": "2", provenance.RECORD_VARIABLE: str(record)}
     saved = {k: os.environ.get(k) for k in environment}
@@ -240,7 +241,7 @@ def run(notebook, executed, scale, output_dir, *figures, position=""):
             _fail(notebook, "saved its figures without reproducer.plotting.save_figure, so what "
                             "made them is unknown; save them with save_figure.")
         made = provenance.entry(notebook, scale, _parameters(nb, scale, output_dir), used,
-                                time.perf_counter() - start, load_start, started)
+                                time.perf_counter() - start, load_start, started, at_start)
         for path in staging.glob("*.json"):
             data = json.loads(path.read_text())
             if isinstance(data, dict):

@@ -58,6 +58,33 @@ def test_a_run_records_what_made_its_figure(tmp_path, monkeypatch):
     assert len(made["load_average"]["start"]) == 3 and made["date"].endswith("Z")
 
 
+def test_code_edited_during_a_run_is_recorded_as_it_was_when_the_run_began(tmp_path):
+    """A long run's figures must not claim code that changed while it ran: the notebook
+    rewrites its own code cell mid-run, and the record keeps the hash from the start."""
+    from reproducer.run_notebook import run
+    notebook = tmp_path / "edits.ipynb"
+    edit = ("import json, pathlib\n"
+            f"p = pathlib.Path({str(notebook)!r}); nb = json.loads(p.read_text())\n"
+            "nb['cells'][1]['source'] = 'x = 2   # edited during the run'\n"
+            "p.write_text(json.dumps(nb))")
+    tiny_notebook(notebook, "scale = 'paper'\noutput_dir = 'figures'", "x = 1", edit, SAVES)
+    before = notebook_hash(notebook)
+    run(notebook, tmp_path / "executed.ipynb", "smoke", tmp_path / "out", "tiny")
+    assert notebook_hash(notebook) != before                       # the edit happened
+    made = json.loads((tmp_path / "out" / "tiny.json").read_text())["provenance"]
+    assert made["notebook_code_sha256"] == before
+
+
+def test_a_module_changed_during_a_run_is_recorded_with_its_hash_at_the_start(tmp_path):
+    at_start = provenance.snapshot(ROOT / "notebooks" / "fig1_toy_meta_learning.ipynb")
+    assert at_start["package"]["reproducer/models.py"] == sha(ROOT / "reproducer/models.py")
+    record = {"sources": {"reproducer/models.py": "hash of the file as edited mid-run"}, "data": {}}
+    made = provenance.entry(ROOT / "notebooks" / "fig1_toy_meta_learning.ipynb", "smoke", {}, record,
+                            1.0, (0.0, 0.0, 0.0), "2026-12-02T00:00:00Z", at_start)
+    assert made["sources"] == {"reproducer/models.py": sha(ROOT / "reproducer/models.py")}
+    assert made["git"] == at_start["git"]
+
+
 # --- the staleness check, on a small tree of its own -----------------------------------------
 
 def fake_tree(tmp_path, monkeypatch):
