@@ -292,3 +292,106 @@ def test_without_64_bit_mode_it_says_how_to_turn_it_on():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode != 0
     assert "jax.config.update('jax_enable_x64', True)" in result.stderr
+
+
+def _divmod_cases():
+    """(x, n) pairs for rj._divmod inside its precondition |x / n| <= 2**50: random, and at the
+    edges (x = k n - 1, k n, k n + n - 1, where a rounded estimate lands one off), for uint64
+    x up to 2**64 - 1 and int64 x from -2**63 to 2**63 - 1, n from 1 to 2**32."""
+    rs = np.random.RandomState(23)
+    cases = {np.uint64: [], np.int64: []}
+    top = 2 ** 64
+    # random: n anywhere in [1, 2**32], quotient below 2**32 (as mul_gamma and div_gamma meet)
+    n = rs.randint(1, 2 ** 32 + 1, 2000, dtype=np.int64)
+    q = rs.randint(0, 2 ** 32, 2000, dtype=np.int64)
+    r = (rs.randint(0, 2 ** 62, 2000, dtype=np.int64) % n)
+    cases[np.uint64] += [(int(a) * int(b) + int(c), int(b)) for a, b, c in zip(q, n, r)]
+    # random: any uint64 / int64 x with n >= 2**14 (quotients up to 2**50)
+    nn = rs.randint(2 ** 14, 2 ** 32 + 1, 2000, dtype=np.int64)
+    xu = rs.randint(0, 2 ** 63, 2000, dtype=np.int64).astype(np.uint64) * np.uint64(2) \
+        + rs.randint(0, 2, 2000).astype(np.uint64)
+    cases[np.uint64] += [(int(a), int(b)) for a, b in zip(xu, nn)]
+    xs = rs.randint(-2 ** 63, 2 ** 63 - 1, 2000, dtype=np.int64)
+    cases[np.int64] += [(int(a), int(b)) for a, b in zip(xs, nn)]
+    # exact multiples k n and their neighbours, where the estimate lands one below or above
+    for k, n in zip(rs.randint(1, 2 ** 32, 500, dtype=np.int64), nn[:500]):
+        cases[np.uint64] += [(int(k) * int(n) + d, int(n)) for d in (-1, 0)]
+        k = int(rs.randint(1, min(2 ** 50, 2 ** 63 // int(n) - 1), dtype=np.int64))
+        cases[np.int64] += [(s * (k * int(n)) + d, int(n)) for s in (1, -1) for d in (-1, 0)]
+    # adversarial: the edges of the correction, the ends of the ranges
+    for n in [1, 2, 3, 7, 2 ** 13 - 1, 2 ** 13, 2 ** 13 + 1, 2 ** 14, 2 ** 31 + 1, 2 ** 32 - 5,
+              2 ** 32 - 1, 2 ** 32, 3221225473]:
+        kmax = 2 ** 32 if n < 2 ** 14 else min(2 ** 50, top // n)      # quotient bound
+        for k in [1, 2, kmax // 3, kmax // 2 + 1, kmax - 2, kmax - 1, kmax]:
+            for x in (k * n - 1, k * n, k * n + n - 1):
+                if 0 <= x < top and x // n < min(kmax, 2 ** 50):
+                    cases[np.uint64].append((x, n))
+                for sx in (x, -x):
+                    if -2 ** 63 <= sx < 2 ** 63 and abs(sx / n) <= 2 ** 50:
+                        cases[np.int64].append((sx, n))
+    for n in [2 ** 14, 2 ** 14 + 3, 2 ** 20 + 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32]:
+        cases[np.uint64] += [(top - 1 - i, n) for i in range(3)]
+        cases[np.int64] += [(x, n) for x in (2 ** 63 - 1, 2 ** 63 - 2, -2 ** 63, -2 ** 63 + 1)]
+    cases[np.uint64] += [(2 ** 32 - 1, 1), (2 ** 32 * (2 ** 32 - 1), 2 ** 32), (0, 1), (0, 2 ** 32)]
+    cases[np.int64] += [(0, 2 ** 13), (-1, 2 ** 13), (-1, 2 ** 32), (1, 2 ** 32),
+                        (-2 ** 63, 2 ** 13), (-2 ** 63 + 1, 2 ** 13), (2 ** 63 - 1, 2 ** 13),
+                        (2 ** 63 - 1, 2 ** 13 + 1)]
+    return cases
+
+
+def test_the_division_kernel_is_numpys_floor_division_random_and_at_the_edges():
+    """rj._divmod (a float64 estimate, then one integer correction) against numpy's exact
+    // and % on uint64 and int64."""
+    divmod_ = jax.jit(lambda x, n: rj._divmod(x, n, 1.0 / n.astype(jnp.float64)))
+    for dtype, pairs in _divmod_cases().items():
+        x = np.array([p[0] for p in pairs], dtype=dtype)
+        n = np.array([p[1] for p in pairs], dtype=np.uint64)
+        q, r = divmod_(jnp.asarray(x), jnp.asarray(n))
+        n_x = n.astype(dtype)
+        assert q.dtype == dtype and r.dtype == dtype
+        wrong = (np.asarray(q) != x // n_x) | (np.asarray(r) != x % n_x)
+        assert not wrong.any(), (dtype, x[wrong][:5], n[wrong][:5])
+
+
+def test_the_kernels_fast_path_is_bit_for_bit_exact_mul_and_div_gamma():
+    """mul_gamma and div_gamma with every numerator >= 2**13 (div_gamma's signed division
+    then takes the float estimate, not the fallback), v at the ends of int64's range."""
+    rs = np.random.RandomState(5)
+    size = 64
+    v = rs.randint(-2 ** 62, 2 ** 62, size, dtype=np.int64)
+    v[:6] = [2 ** 62, -2 ** 62, 0, -1, 2 ** 62 - 1, -2 ** 62 + 1]
+    n = rs.randint(2 ** 13, 2 ** 32 + 1, size).astype(np.uint64)
+    n[:6] = [2 ** 13, 2 ** 32, 2 ** 13, 2 ** 32 - 1, 2 ** 13 + 1, 2 ** 31]
+    segments = ((0, size),)
+    buffer = exact.InfoBuffer(size, 64 * 20)
+    buf = rj.new_buffer([64 * 20], segments)
+    mul = jax.jit(lambda v, n, buf: rj.mul_gamma(v, n, buf, segments))
+    div = jax.jit(lambda v, n, buf: rj.div_gamma(v, n, buf, segments))
+    products = [v]
+    for _ in range(12):
+        product, buf, full = mul(jnp.asarray(products[-1]), jnp.asarray(n), buf)
+        expected = exact.mul_gamma(products[-1], n, buffer)
+        assert np.array_equal(np.asarray(product), expected) and int(full) == 0
+        assert np.array_equal(np.asarray(buf.state), buffer.state)
+        products.append(expected)
+    for k in reversed(range(1, len(products))):
+        quotient, buf, emptied = div(jnp.asarray(products[k]), jnp.asarray(n), buf)
+        assert np.array_equal(np.asarray(quotient), products[k - 1]) and not bool(emptied)
+    assert bool(jnp.all(buf.state == rj._LOW)) and not bool(jnp.any(buf.depth))
+    # one div_gamma of v near +-2**63 (beyond any product), against numpy: with these n (the
+    # float estimate), then with some n < 2**13 (the fallback); states with x >> 32 >= 2**32 / n
+    # (so that none is left below 2**32, which would need a word from the empty stack)
+    v = rs.randint(-2 ** 63, 2 ** 63 - 1, size, dtype=np.int64)
+    v[:6] = [2 ** 63 - 1, -2 ** 63, 2 ** 63 - 2, -2 ** 63 + 1, 2 ** 63 - 2 ** 13,
+             -2 ** 63 + 2 ** 13]
+    small = n.copy()
+    small[:6] = [2, 3, 2 ** 13 - 1, 2, 7, 5]
+    for numerators in (n, small):
+        buffer = exact.InfoBuffer(size)
+        high = [rs.randint(2 ** 32 // int(m) + 1, 2 ** 32, dtype=np.int64) for m in numerators]
+        buffer.state = (np.array(high, dtype=np.uint64) << np.uint64(32)) \
+            | rs.randint(0, 2 ** 32, size, dtype=np.int64).astype(np.uint64)
+        buf = rj.new_buffer([64 * 20], segments)._replace(state=jnp.asarray(buffer.state))
+        quotient, buf, emptied = div(jnp.asarray(v), jnp.asarray(numerators), buf)
+        assert np.array_equal(np.asarray(quotient), exact.div_gamma(v.copy(), numerators, buffer))
+        assert np.array_equal(np.asarray(buf.state), buffer.state) and not bool(emptied)
