@@ -870,10 +870,6 @@ def _draw_runs(data):
     return {reference: runs[reference], **{k: v for k, v in runs.items() if k != reference}}
 
 
-def _draw_label(seed, reference):
-    return "the authors' draws" if seed == reference else f"draws {seed} + i"
-
-
 def _persists(features, what):
     """(ours, text, supports, note) from {seed: (holds, description)}: supports only if the
     feature holds for every draw; the note lists each draw and which ones it fails."""
@@ -888,13 +884,13 @@ def _persists(features, what):
 
 
 def _draws_peak(data):
-    reference, T = _get(data, "reference"), int(_number(data, "T"))
+    T = int(_number(data, "T"))
     early = int(_number(data, "early_steps"))
     blocks = _get(data, "blocks")
     if not isinstance(blocks, list) or "layer4_weights" not in blocks:
         raise Missing("blocks does not name layer4_weights")
     features = {}
-    for seed, _ in _draw_runs(data).items():
+    for seed in _draw_runs(data):
         alphas = _array(data, "runs", seed, "alphas")
         if alphas.shape != (T, len(blocks)):
             raise Missing(f"runs.{seed}.alphas is not T x blocks")

@@ -163,13 +163,21 @@ def test_the_arithmetic_kernels_are_bit_for_bit_exact_mul_and_div_gamma():
     v[:4] = [2 ** 62, -2 ** 62, 0, -1]
     n = rs.randint(1, 2 ** 32 + 1, size).astype(np.uint64)
     n[:4] = [1, 2 ** 32, 2 ** 31, 3]
+    mul_then_div_back(v, n, 20)
+
+
+def mul_then_div_back(v, n, steps):
+    """`steps` mul_gammas of v by n, each equal to exact.mul_gamma's product and buffer
+    (state and depth), then as many div_gammas back to v and an empty buffer. Returns the
+    jitted div_gamma and the buffer's segments."""
+    size = len(v)
     segments = ((0, size),)
     buffer = exact.InfoBuffer(size, 64 * 20)
     buf = rj.new_buffer([64 * 20], segments)
     mul = jax.jit(lambda v, n, buf: rj.mul_gamma(v, n, buf, segments))
     div = jax.jit(lambda v, n, buf: rj.div_gamma(v, n, buf, segments))
     products = [v]
-    for _ in range(20):
+    for _ in range(steps):
         product, buf, full = mul(jnp.asarray(products[-1]), jnp.asarray(n), buf)
         expected = exact.mul_gamma(products[-1], n, buffer)
         assert np.array_equal(np.asarray(product), expected) and int(full) == 0
@@ -180,6 +188,7 @@ def test_the_arithmetic_kernels_are_bit_for_bit_exact_mul_and_div_gamma():
         quotient, buf, emptied = div(jnp.asarray(products[k]), jnp.asarray(n), buf)
         assert np.array_equal(np.asarray(quotient), products[k - 1]) and not bool(emptied)
     assert bool(jnp.all(buf.state == rj._LOW)) and not bool(jnp.any(buf.depth))
+    return div, segments
 
 
 def test_callback_sees_the_numpy_paths_steps():
@@ -362,22 +371,7 @@ def test_the_kernels_fast_path_is_bit_for_bit_exact_mul_and_div_gamma():
     v[:6] = [2 ** 62, -2 ** 62, 0, -1, 2 ** 62 - 1, -2 ** 62 + 1]
     n = rs.randint(2 ** 13, 2 ** 32 + 1, size).astype(np.uint64)
     n[:6] = [2 ** 13, 2 ** 32, 2 ** 13, 2 ** 32 - 1, 2 ** 13 + 1, 2 ** 31]
-    segments = ((0, size),)
-    buffer = exact.InfoBuffer(size, 64 * 20)
-    buf = rj.new_buffer([64 * 20], segments)
-    mul = jax.jit(lambda v, n, buf: rj.mul_gamma(v, n, buf, segments))
-    div = jax.jit(lambda v, n, buf: rj.div_gamma(v, n, buf, segments))
-    products = [v]
-    for _ in range(12):
-        product, buf, full = mul(jnp.asarray(products[-1]), jnp.asarray(n), buf)
-        expected = exact.mul_gamma(products[-1], n, buffer)
-        assert np.array_equal(np.asarray(product), expected) and int(full) == 0
-        assert np.array_equal(np.asarray(buf.state), buffer.state)
-        products.append(expected)
-    for k in reversed(range(1, len(products))):
-        quotient, buf, emptied = div(jnp.asarray(products[k]), jnp.asarray(n), buf)
-        assert np.array_equal(np.asarray(quotient), products[k - 1]) and not bool(emptied)
-    assert bool(jnp.all(buf.state == rj._LOW)) and not bool(jnp.any(buf.depth))
+    div, segments = mul_then_div_back(v, n, 12)
     # one div_gamma of v near +-2**63 (beyond any product), against numpy: with these n (the
     # float estimate), then with some n < 2**13 (the fallback); states with x >> 32 >= 2**32 / n
     # (so that none is left below 2**32, which would need a word from the empty stack)
