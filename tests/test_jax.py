@@ -275,6 +275,32 @@ def test_a_second_backward_pass_gives_the_same_gradient():
     assert np.array_equal(np.asarray(first), np.asarray(second))
 
 
+def _passes_compiled(caplog):
+    """Which of the two passes XLA compiled since the log was last cleared."""
+    text = " ".join(r.getMessage() for r in caplog.records if "XLA compilation" in r.getMessage())
+    caplog.clear()
+    return [name for name in ("_forward", "_reverse") if f"jit({name})" in text]
+
+
+def test_precompile_compiles_exactly_the_programs_a_hypergradient_then_runs(caplog):
+    """The benchmark times and measures after precompile; if precompile lowered a different
+    signature (another dtype, no abstract mesh for the VJP), jax.grad would compile again
+    inside the timed region. A loss of its own gives programs no other test has compiled."""
+    loss = quadratic(jnp, T)
+    w0, alphas, gammas, theta = problem("block", seed=5)
+    meta = lambda a: jnp.sum(rj.sgd_momentum(loss, jnp.asarray(w0), a, jnp.asarray(gammas),
+                                             jnp.asarray(theta), blocks=BLOCKS) ** 2)
+    caplog.set_level("WARNING", logger="jax._src.dispatch")
+    with jax.log_compiles():
+        rj.precompile(loss, w0, alphas, gammas, theta, blocks=BLOCKS)
+        assert _passes_compiled(caplog) == ["_forward", "_reverse"]
+        value, g = jax.value_and_grad(meta)(jnp.asarray(alphas))
+        assert _passes_compiled(caplog) == [], "the hypergradient compiled a pass again"
+    reference = grad(lambda a: anp.sum(sgd_momentum(LOSS_NP, w0, a, gammas, theta,
+                                                    blocks=BLOCKS) ** 2))(alphas)
+    assert np.max(np.abs(np.asarray(g) - reference)) <= 1e-10 * np.max(np.abs(reference))
+
+
 def test_under_jit_and_second_order_it_says_what_to_do():
     w0, alphas, gammas, theta = problem("step")
     run = lambda a: jnp.sum(rj.sgd_momentum(LOSS_JAX, w0, a, gammas, theta))
