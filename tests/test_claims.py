@@ -55,13 +55,11 @@ def scales_stay(d):
 
 
 def sharing_not_learned(d):
-    """The learned sharing starts at c = 0.5 in every layer; the JSON has that start's
-    validation loss (the first of each meta-learning curve) but not yet its test losses
-    (`start`, when the notebook writes them)."""
+    """The learned sharing starts at c = 0.5 in every layer: its validation loss is the first
+    of each meta-learning curve, and its final trainings' losses are `start`."""
     d["meta_valid_loss"] = [[curve[0]] * len(curve) for curve in d["meta_valid_loss"]]
     d["ablation_meta_valid_loss"] = [d["ablation_meta_valid_loss"][0]] * len(d["ablation_meta_valid_loss"])
-    if "start" in d:
-        d["learned"] = copy.deepcopy(d["start"])
+    d["learned"] = copy.deepcopy(d["start"])
 
 
 def preprocessing_stays(d):
