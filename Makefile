@@ -85,7 +85,7 @@ bench: $(STAMP) ## Time and memory of hypergradients: exact reversal vs alternat
 	$(BIN)/python benchmarks/bench_sgd.py
 	$(BIN)/python benchmarks/bench_jax.py
 
-figures: $(STAMP) $(OUTPUTS) ## Run the notebooks whose figures are not current (paper: ~4 h on 2 cores, overwrites figures/ and the README's tables), then the ledger
+figures: $(STAMP) $(OUTPUTS) ## Run the notebooks whose figures are not current (paper: hours on 2 cores, the total is under the README's table of figure runs; overwrites figures/ and the README's tables), then the ledger
 	@$(BIN)/python -m reproducer.claims --figures $(FIGDIR) $(if $(filter paper,$(SCALE)),,--no-readme)
 	@$(if $(filter paper,$(SCALE)),$(BIN)/python -m reproducer.provenance readme --figures $(FIGDIR))
 	@echo "figures up to date in $(FIGDIR)/"

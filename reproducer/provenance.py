@@ -298,11 +298,13 @@ def figure_rows(figures_dir, figures=None, root=ROOT):
         except (OSError, ValueError):
             data = {}
         made = data.get("provenance") if isinstance(data, dict) else None
-        row = {"figure": name, "notebook": "", "runtime": "", "made": "", "current": ""}
+        row = {"figure": name, "notebook": "", "runtime": "", "made": "", "current": "",
+               "seconds": None}
         if isinstance(made, dict):
             notebook = Path(made.get("notebook", "")).stem
             load = made.get("load_average", {})
             row.update(notebook=notebook, runtime=_runtime(made.get("wall_seconds", 0)),
+                       seconds=made.get("wall_seconds"),
                        made=(f"{made.get('date', '')[:10]}, {made.get('cores')} cores, load "
                              f"{load.get('start', ['?'])[0]} -> {load.get('end', ['?'])[0]}, "
                              f"commit {(made.get('git', {}).get('commit') or '?')[:7]}"
@@ -322,6 +324,13 @@ def figure_table(rows):
         cells = [f"`{r['figure']}`", f"`{r['notebook']}.ipynb`" if r["notebook"] else "-",
                  r["runtime"] or "not recorded", r["made"] or "-", r["current"]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    per_notebook = {r["notebook"]: r["seconds"] for r in rows if r["notebook"]}
+    unrecorded = sorted(r["figure"] for r in rows if r.get("seconds") is None)
+    total = sum(s for s in per_notebook.values() if s)
+    lines.append("")
+    lines.append(f"All {len(per_notebook)} notebooks, one run each: {total / 3600:.1f} h in total "
+                 "(the sum of their last runs above, each measured at the load it gives)"
+                 + (f"; not recorded: {', '.join(unrecorded)}" if unrecorded else "") + ".")
     return "\n".join(lines)
 
 

@@ -413,3 +413,18 @@ def test_data_read_by_worker_processes_is_recorded(tmp_path, monkeypatch):
     made = json.loads((tmp_path / "out" / "tiny.json").read_text())["provenance"]
     assert made["data"] == {"mnist/worker.gz": {"sha256": sha(data / "mnist" / "worker.gz"),
                                                 "bytes": 16, "from": "REPRODUCER_DATA"}}
+
+
+def test_the_figure_tables_total_counts_each_notebook_once(tmp_path):
+    """One notebook writing four figures ran once: its runtime counts once in the total, and
+    a figure without a record is named, not silently left out of the sum."""
+    made = lambda nb, s: {"provenance": {"notebook": f"notebooks/{nb}.ipynb", "wall_seconds": s,
+                                          "scale": "paper", "load_average": {}, "git": {}}}
+    for name, data in (("fig2_a", made("learning_schedules", 1800)),
+                       ("fig3_b", made("learning_schedules", 1800)),
+                       ("fig1_c", made("fig1_toy", 1800)), ("fig9_d", {"no": "record"})):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    table = provenance.figure_table(provenance.figure_rows(tmp_path))
+    assert table.splitlines()[-1] == ("All 2 notebooks, one run each: 1.0 h in total (the sum "
+                                      "of their last runs above, each measured at the load it "
+                                      "gives); not recorded: fig9_d.")
