@@ -326,9 +326,31 @@ def _host_callback(callback, w, v, g, t):
     callback(*sgd.read_only(np.asarray(w), np.asarray(v), np.asarray(g)), int(t))
 
 
-def _forward(setup, w_x, alphas, gammas, numerators, theta, buf):
+def _loss_jaxpr(loss, D, theta):
+    """loss(w, theta, t) traced for w of D float64 and theta's shape: (jaxpr, the arrays it
+    closes over). Those arrays (a training set, typically) become arguments of the compiled
+    passes: closed over by a jitted function, XLA would copy them into each compiled program
+    as constants (measured: a 50,000-image training set took 1.6 GB more that way)."""
+    closed = jax.make_jaxpr(loss)(jax.ShapeDtypeStruct((D,), jnp.float64),
+                                  jax.ShapeDtypeStruct(theta.shape, theta.dtype),
+                                  jax.ShapeDtypeStruct((), jnp.int32))
+    return closed.jaxpr, closed.consts
+
+
+def _explicit(setup, consts, D, theta):
+    """setup.loss with its closed-over arrays replaced by `consts` (the compiled pass's
+    arguments), as a function loss(w, theta, t)."""
+    jaxpr, traced = _loss_jaxpr(setup.loss, D, theta)
+    if len(traced) != len(consts) or any(np.shape(a) != np.shape(b)
+                                         for a, b in zip(traced, consts)):
+        raise ReversalError("the loss closes over different arrays than when sgd_momentum "
+                            f"was called. {sgd.NOT_DETERMINISTIC}")
+    return lambda w, th, t: jax.core.eval_jaxpr(jaxpr, consts, w, th, t)[0]
+
+
+def _forward(setup, w_x, alphas, gammas, numerators, theta, buf, consts):
     """Algorithm 1 in fixed point, until step T or the first failed check."""
-    grad_loss = jax.grad(setup.loss)
+    grad_loss = jax.grad(_explicit(setup, consts, w_x.shape[0], theta))
     T = alphas.shape[0]
 
     def step(carry):
@@ -374,12 +396,14 @@ def _gradient_and_hvp(loss, w, theta, t, u, want_theta):
     return g, hw, jnp.zeros_like(theta)
 
 
-def _reverse(setup, want_theta, w_x, v_x, buf, alphas, gammas, numerators, theta, d_w):
+def _reverse(setup, want_theta, w_x, v_x, buf, alphas, gammas, numerators, theta, d_w,
+             consts):
     """Algorithm 2: gradients of <d_w, w_T> w.r.t. (w0, alphas, gammas, theta), undoing the
     forward steps one at a time; also returns where the pass landed and whether a stack was
     emptied early (the last step, counting backwards, at which it happened), and the
     buffer (returned so that the donated input is undone in place)."""
     T = alphas.shape[0]
+    loss = _explicit(setup, consts, w_x.shape[0], theta)
 
     def step(carry, xs):
         w_x, v_x, buf, d_w, d_v, d_theta, emptied_at = carry
@@ -391,7 +415,7 @@ def _reverse(setup, want_theta, w_x, v_x, buf, alphas, gammas, numerators, theta
         d_alpha = _collect(d_w * v, setup.alpha_kind, setup.sizes)
         w_x = w_x - to_fixed(alpha * v)                          # w_t
         d_v = d_v + alpha * d_w
-        g, hw, htheta = _gradient_and_hvp(setup.loss, to_float(w_x), theta, t,
+        g, hw, htheta = _gradient_and_hvp(loss, to_float(w_x), theta, t,
                                           (1.0 - gamma) * d_v, want_theta)
         v_x = v_x - to_fixed(-(1.0 - gamma) * g)
         v_x, buf, emptied = div_gamma(v_x, n, buf, setup.segments)   # v_t
@@ -419,10 +443,11 @@ _reverse_jit = jax.jit(_reverse, static_argnums=(0, 1), donate_argnums=(2, 3, 4)
 # --- the differentiable function ------------------------------------------------------------
 
 class _Call:
-    """Per call: the compiled passes' Setup and the caller's stats dict (by identity)."""
+    """Per call: the compiled passes' Setup, the caller's stats dict (by identity) and the
+    arrays the loss closes over (both passes get the same ones)."""
 
-    def __init__(self, setup, stats):
-        self.setup, self.stats = setup, stats
+    def __init__(self, setup, stats, consts):
+        self.setup, self.stats, self.consts = setup, stats, consts
 
 
 def _concrete(*arrays):
@@ -472,7 +497,7 @@ def _run_forward(call, w0, alphas, gammas, theta):
                                                                 theta)
     try:
         w_x, v_x, buf, flag = _forward_jit(setup, w0_x, alphas, represented, numerators,
-                                           theta, buf)
+                                           theta, buf, call.consts)
     except jax.errors.UnexpectedTracerError:
         raise ValueError(CLOSURE_MESSAGE[0].upper() + CLOSURE_MESSAGE[1:]) from None
     if int(flag.code):
@@ -503,10 +528,10 @@ def _sgd_bwd(call, saved, d_w):
         raise sgd.second_order_error("sgd_momentum")
     if any(a.is_deleted() for a in jax.tree.leaves((w_x, v_x, buf))):
         w_x, v_x, buf, represented, numerators = _run_forward(
-            _Call(call.setup, None), w0, alphas, gammas, theta)
+            _Call(call.setup, None, call.consts), w0, alphas, gammas, theta)
     grads, (w_end, v_end, empty, emptied_at), _ = _reverse_jit(
         call.setup, True, w_x, v_x, buf, alphas, represented, numerators, theta,
-        jnp.asarray(d_w, dtype=jnp.float64))
+        jnp.asarray(d_w, dtype=jnp.float64), call.consts)
     if int(emptied_at) >= 0:
         raise ReversalError(
             f"at step {int(emptied_at)} the information buffer was emptied before the reverse "
@@ -549,7 +574,10 @@ def sgd_momentum(loss, w0, alphas, gammas, theta, callback=None, stats=None, blo
 
     The same function as reproducer.sgd_momentum, bit for bit on the same gradients:
     loss: scalar jax.numpy function loss(w, theta, t), t a traced int32 step number (select
-        the minibatch with it, e.g. lax.dynamic_slice or a precomputed index table).
+        the minibatch with it, e.g. lax.dynamic_slice or a precomputed index table). It may
+        close over arrays (its data): they are read once per call and passed to both
+        compiled passes as arguments, so they are neither copied into the compiled code nor
+        changed between the passes. Hyperparameters must come through theta.
     w0: (D,); alphas, gammas: (T,), (T, D), or (T, K) with `blocks` (a models.Layout or a
         list of K block sizes); theta: any float array (jnp.zeros(0) if the loss reads none).
     callback(w, v, g, t): called before each step with numpy arrays (a host callback: slow).
@@ -581,7 +609,10 @@ def _prepare(loss, w0, alphas, gammas, theta, callback, stats, blocks):
     setup = Setup(loss, sizes, _kind(alphas.shape, w0.size, sizes), gamma_kind,
                   _segments(gamma_kind, sizes), callback)
     arrays = tuple(x.astype(jnp.float64) for x in (w0, alphas, gammas, theta))
-    return _Call(setup, stats), arrays
+    _, consts = _loss_jaxpr(loss, w0.size, arrays[3])
+    if any(isinstance(c, jax.core.Tracer) for c in consts):
+        raise ValueError(CLOSURE_MESSAGE[0].upper() + CLOSURE_MESSAGE[1:])
+    return _Call(setup, stats, tuple(jnp.asarray(c) for c in consts)), arrays
 
 
 def precompile(loss, w0, alphas, gammas, theta, blocks=None):
@@ -592,11 +623,11 @@ def precompile(loss, w0, alphas, gammas, theta, blocks=None):
     _, w0_x, represented, numerators, buf = _forward_inputs(call.setup, w0, alphas, gammas,
                                                             theta)
     _forward_jit.lower(call.setup, w0_x, alphas, represented, numerators, theta,
-                       buf).compile()
+                       buf, call.consts).compile()
     # jax.grad runs the VJP under an empty abstract mesh, which is part of jit's cache key
     with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((), ())):
         _reverse_jit.lower(call.setup, True, w0_x, w0_x, buf, alphas, represented,
-                           numerators, theta, w0).compile()
+                           numerators, theta, w0, call.consts).compile()
 
 
 # --- references and models in jax.numpy ------------------------------------------------------

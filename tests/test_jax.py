@@ -254,18 +254,48 @@ def test_a_buffer_overflow_is_a_clear_error(monkeypatch):
 
 
 def test_a_loss_that_changes_between_the_passes_is_caught():
-    w0, alphas, gammas, _ = problem("step")
-    table = {"G": np.random.RandomState(5).randn(T, D)}
+    """The reverse pass traces the loss again: a number it reads from Python at trace time
+    (here a coefficient changed before the reverse pass) gives other gradients there."""
+    w0, alphas, gammas, theta = problem("step")
+    coefficient = {"c": 0.5}
 
-    def loss(w, theta, t):          # reads a table that is replaced before the reverse pass
-        return jnp.sum(jnp.asarray(table["G"])[t] * w) + 0.5 * jnp.sum(w * w)
+    def loss(w, theta, t):
+        return LOSS_JAX(w, theta, t) + coefficient["c"] * jnp.sum(w * w)
 
-    w_T, vjp = jax.vjp(lambda a: rj.sgd_momentum(loss, w0, a, gammas, jnp.zeros(0)),
+    w_T, vjp = jax.vjp(lambda a: rj.sgd_momentum(loss, w0, a, gammas, theta),
                        jnp.asarray(alphas))
-    table["G"] = table["G"] + 1e-3
+    coefficient["c"] = 0.5 + 1e-3
     with pytest.raises(ReversalError, match="(did not land exactly on the starting point|"
                        "buffer was emptied before the reverse pass ended).*deterministic function"):
         vjp(jnp.ones(D))
+
+
+def test_the_arrays_a_loss_closes_over_are_arguments_of_both_passes():
+    """The loss's data (closed over) are taken once per call, passed to the compiled passes as
+    arguments (not copied into them as constants), and the reverse pass uses the same ones:
+    replacing the data between the passes leaves the hypergradient that of the run that
+    happened."""
+    w0, alphas, gammas, _ = problem("step")
+    table = {"G": np.random.RandomState(5).randn(T, D)}
+
+    def loss(w, theta, t):
+        return jnp.sum(jnp.asarray(table["G"])[t] * w) + 0.5 * jnp.sum(w * w)
+
+    run = lambda a: rj.sgd_momentum(loss, w0, a, gammas, jnp.zeros(0))
+    _, vjp = jax.vjp(run, jnp.asarray(alphas))
+    expected = jax.vjp(run, jnp.asarray(alphas))[1](jnp.ones(D))[0]
+    table["G"] = table["G"] + 1e-3
+    assert np.array_equal(np.asarray(vjp(jnp.ones(D))[0]), np.asarray(expected))
+    big = jnp.asarray(np.random.RandomState(6).randn(300, D))       # 28.8 kB of data
+    call, (w0_, a_, g_, th_) = rj._prepare(lambda w, th, t: jnp.sum(big[t] * w), w0, alphas,
+                                           gammas, jnp.zeros(0), None, None, None)
+    _, w0_x, represented, numerators, buf = rj._forward_inputs(call.setup, w0_, a_, g_, th_)
+    text = rj._forward_jit.lower(call.setup, w0_x, a_, represented, numerators, th_, buf,
+                                 call.consts).as_text()
+    shape = f"tensor<300x{D}xf64>"
+    assert shape in text, "the data is not an argument of the forward pass"
+    assert not [line for line in text.splitlines() if "constant" in line and shape in line], \
+        "the forward pass holds the loss's data as a constant"
 
 
 def test_a_second_backward_pass_gives_the_same_gradient():
