@@ -4,7 +4,8 @@ training and against the reverse modes that store what exact reversal recomputes
 Setting (the paper's schedule experiment): MLP 784-50-50-50-10, batch 200, random data of
 MNIST's shape, one step size and one decay per layer (weights and biases) and step.
 All ratios are measured in this one run; each time is the best of REPEATS rounds that run
-every method once, in turn, so warm-up and load spikes hit all methods alike.
+every method once, in turn, so warm-up and load spikes hit all methods alike. BLAS runs on
+one thread (two spinning BLAS threads on a shared 2-core machine cost several times).
 Usage: python benchmarks/bench_sgd.py [T ...]   (REPEATS: environment variable, default 3)
 """
 import os
@@ -15,6 +16,7 @@ import tracemalloc
 import autograd.numpy as anp
 import numpy as np
 from autograd import grad
+from threadpoolctl import threadpool_limits
 
 from reproducer import adam, sgd_momentum
 from reproducer.adaptive import adam_unrolled
@@ -173,7 +175,14 @@ def main_adam(steps=(100, 1000)):
               f"(bound {mb(stats['bound_bytes'])})\n")
 
 
+def load_averages():
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+
+
 if __name__ == "__main__":
     steps = tuple(int(a) for a in sys.argv[1:]) or (100, 1000)
-    main(steps)
-    main_adam(steps)
+    print(f"load averages (1, 5, 15 min) at the start: {load_averages()}")
+    with threadpool_limits(limits=1, user_api="blas"):
+        main(steps)
+        main_adam(steps)
+    print(f"load averages (1, 5, 15 min) at the end: {load_averages()}")

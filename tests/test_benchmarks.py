@@ -1,0 +1,26 @@
+"""The numpy benchmark runs end to end at a tiny size (its numbers are not checked here:
+speed is measured by `make bench`, never by a timed test)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_sgd_runs_and_says_what_it_measured():
+    out = subprocess.run([sys.executable, "benchmarks/bench_sgd.py", "3"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, REPEATS="1"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    for expected in ("BLAS runs on\none thread", "load averages (1, 5, 15 min) at the start",
+                     "T = 3", "hypergradient, exact", "Adam", "at the end"):
+        assert expected in out.stdout, expected
+
+
+def test_bench_sgd_refuses_a_bad_repeats():
+    out = subprocess.run([sys.executable, "benchmarks/bench_sgd.py", "3"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, REPEATS="zero"))
+    assert out.returncode != 0
+    assert "REPEATS must be a positive whole number" in out.stderr
