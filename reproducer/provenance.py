@@ -325,7 +325,7 @@ def figure_table(rows):
                  r["runtime"] or "not recorded", r["made"] or "-", r["current"]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     per_notebook = {r["notebook"]: r["seconds"] for r in rows if r["notebook"]}
-    unrecorded = sorted(r["figure"] for r in rows if r.get("seconds") is None)
+    unrecorded = sorted(r["figure"] for r in rows if r["seconds"] is None)
     total = sum(s for s in per_notebook.values() if s)
     lines.append("")
     lines.append(f"All {len(per_notebook)} notebooks, one run each: {total / 3600:.1f} h in total "
