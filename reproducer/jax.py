@@ -39,6 +39,7 @@ CONCRETE_MESSAGE = (
     "either: the reverse pass is not itself differentiable; use sgd_momentum_unrolled for "
     "second derivatives.")
 CLOSURE_MESSAGE = sgd.CLOSURE_MESSAGE.replace("autograd", "JAX")
+_CLOSURE_ERROR = CLOSURE_MESSAGE[0].upper() + CLOSURE_MESSAGE[1:]      # as a sentence
 OVERFLOW_MESSAGE = (
     "the information buffer overflowed at step {t}: {count} parameters needed more than the "
     "{rows} words reserved for them (the information bound plus a margin). This should not "
@@ -349,7 +350,8 @@ def _explicit(setup, consts, D, theta):
 
 
 def _forward(setup, w_x, alphas, gammas, numerators, theta, buf, consts):
-    """Algorithm 1 in fixed point, until step T or the first failed check."""
+    """Algorithm 1 in fixed point, until step T or the first failed check; returns w_T as
+    float64 too (converted here, not by a separate small program on the host's side)."""
     grad_loss = jax.grad(_explicit(setup, consts, w_x.shape[0], theta))
     T = alphas.shape[0]
 
@@ -382,7 +384,7 @@ def _forward(setup, w_x, alphas, gammas, numerators, theta, buf, consts):
 
     start = (jnp.int32(0), w_x, jnp.zeros_like(w_x), buf, _no_flag())
     _, w_x, v_x, buf, flag = lax.while_loop(going, step, start)
-    return w_x, v_x, buf, flag
+    return to_float(w_x), w_x, v_x, buf, flag
 
 
 def _gradient_and_hvp(loss, w, theta, t, u, want_theta):
@@ -496,10 +498,10 @@ def _run_forward(call, w0, alphas, gammas, theta):
     w0_np, w0_x, represented, numerators, buf = _forward_inputs(setup, w0, alphas, gammas,
                                                                 theta)
     try:
-        w_x, v_x, buf, flag = _forward_jit(setup, w0_x, alphas, represented, numerators,
+        w, w_x, v_x, buf, flag = _forward_jit(setup, w0_x, alphas, represented, numerators,
                                            theta, buf, call.consts)
     except jax.errors.UnexpectedTracerError:
-        raise ValueError(CLOSURE_MESSAGE[0].upper() + CLOSURE_MESSAGE[1:]) from None
+        raise ValueError(_CLOSURE_ERROR) from None
     if int(flag.code):
         raise _flag_error(flag, w0_np.size, max(w.shape[0] for w in buf.words))
     if call.stats is not None:
@@ -507,19 +509,19 @@ def _run_forward(call, w0, alphas, gammas, theta):
         sizes = np.array(setup.sizes) if setup.gamma_kind == "block" else w0_np.size
         scale = 1 if setup.gamma_kind == "param" else sizes
         call.stats["bound_bytes"] = float(np.sum(-np.log2(represented) * scale)) / 8
-        call.stats["words_used"] = int(jnp.sum(buf.depth))
-    return w_x, v_x, buf, represented, numerators
+        call.stats["words_used"] = int(np.sum(np.asarray(buf.depth)))
+    return w, w_x, v_x, buf, represented, numerators
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _sgd(call, w0, alphas, gammas, theta):
-    return to_float(_run_forward(call, w0, alphas, gammas, theta)[0])
+    return _run_forward(call, w0, alphas, gammas, theta)[0]
 
 
 def _sgd_fwd(call, w0, alphas, gammas, theta):
-    w_x, v_x, buf, represented, numerators = _run_forward(call, w0, alphas, gammas, theta)
+    w, w_x, v_x, buf, represented, numerators = _run_forward(call, w0, alphas, gammas, theta)
     saved = (w0, alphas, gammas, theta, w_x, v_x, buf, represented, numerators)
-    return to_float(w_x), saved
+    return w, saved
 
 
 def _sgd_bwd(call, saved, d_w):
@@ -527,7 +529,7 @@ def _sgd_bwd(call, saved, d_w):
     if isinstance(d_w, jax.core.Tracer):
         raise sgd.second_order_error("sgd_momentum")
     if any(a.is_deleted() for a in jax.tree.leaves((w_x, v_x, buf))):
-        w_x, v_x, buf, represented, numerators = _run_forward(
+        _, w_x, v_x, buf, represented, numerators = _run_forward(
             _Call(call.setup, None, call.consts), w0, alphas, gammas, theta)
     grads, (w_end, v_end, empty, emptied_at), _ = _reverse_jit(
         call.setup, True, w_x, v_x, buf, alphas, represented, numerators, theta,
@@ -608,10 +610,12 @@ def _prepare(loss, w0, alphas, gammas, theta, callback, stats, blocks):
     gamma_kind = _kind(gammas.shape, w0.size, sizes)
     setup = Setup(loss, sizes, _kind(alphas.shape, w0.size, sizes), gamma_kind,
                   _segments(gamma_kind, sizes), callback)
-    arrays = tuple(x.astype(jnp.float64) for x in (w0, alphas, gammas, theta))
+    # (astype only where needed: even a conversion to the same dtype compiles a program)
+    arrays = tuple(x if x.dtype == jnp.float64 and not x.weak_type else x.astype(jnp.float64)
+                   for x in (w0, alphas, gammas, theta))
     _, consts = _loss_jaxpr(loss, w0.size, arrays[3])
     if any(isinstance(c, jax.core.Tracer) for c in consts):
-        raise ValueError(CLOSURE_MESSAGE[0].upper() + CLOSURE_MESSAGE[1:])
+        raise ValueError(_CLOSURE_ERROR)
     return _Call(setup, stats, tuple(jnp.asarray(c) for c in consts)), arrays
 
 
