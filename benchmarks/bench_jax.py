@@ -5,9 +5,12 @@ Setting (the paper's schedule experiment): MLP 784-50-50-50-10, batch 200, rando
 MNIST's shape, one step size and one decay per layer block and step, gamma = 0.5.
 Times: each the best of REPEATS rounds (environment variable, default 3) that run every
 method once, in turn, after one untimed call that compiles it. Memory: each method runs
-once in a fresh subprocess that reports its peak (the device's peak_bytes_in_use where
-JAX reports one, as on a GPU; else the process's peak resident memory, which includes
-the ~0.35 GB that JAX and the data take before anything runs: the "baseline").
+once in a fresh subprocess, compiled first (everything it runs: it reports any program
+compiled during the run), and reports its peak (the device's peak_bytes_in_use where JAX
+reports one, as on a GPU; else the process's peak resident memory, which includes the
+~0.3 GB that JAX and the data take before anything runs, the "baseline", and what the
+C library keeps of the memory the compiler freed; a second reading at the first T returns
+that to the OS first, in both methods alike).
 XLA and BLAS run on one thread. Nothing here assumes a CPU: on a GPU machine the same
 command (pip install "jax[cuda12]" first) times the GPU.
 Usage: python benchmarks/bench_jax.py [T ...]     (default: 1000; memory also at 3000, 10000)
@@ -16,7 +19,11 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
                       "intra_op_parallelism_threads=1")
+import ctypes  # noqa: E402
+import ctypes.util  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -51,13 +58,17 @@ def loss(w, theta, t):
     return rj.cross_entropy(rj.mlp_predict(LAYOUT, w, x), y)
 
 
+@jax.jit
 def meta_loss(w):
     """Loss on one batch-sized validation set (the benchmark measures training)."""
     return rj.cross_entropy(rj.mlp_predict(LAYOUT, w, INPUTS[-BATCH:]), TARGETS[-BATCH:])
 
 
+@functools.lru_cache(maxsize=None)
 def schedules(T):
-    return jnp.full((T, K), np.exp(-1.0)), jnp.full((T, K), GAMMA)
+    """The schedules for T steps, made once (so that no run includes making them)."""
+    return (jnp.full((T, K), np.exp(-1.0), dtype=jnp.float64),
+            jnp.full((T, K), GAMMA, dtype=jnp.float64))
 
 
 STATS = {}      # the information buffer of the last exact-reversal run
@@ -123,10 +134,11 @@ def best_seconds(names, T):
     return wall, cpu
 
 
-def peak_memory(name, T):
-    """Peak memory (bytes) of one call of a method in a fresh process: (peak, baseline)."""
-    out = subprocess.run([sys.executable, __file__, "--memory", name, str(T)],
-                         capture_output=True, text=True)
+def peak_memory(name, T, trim=False):
+    """One call of a method in a fresh process: (its _report_memory dict, None), or (None,
+    the error's last line). trim: return freed memory to the OS after compiling."""
+    out = subprocess.run([sys.executable, __file__, "--memory", name, str(T)]
+                         + (["--trim"] if trim else []), capture_output=True, text=True)
     if out.returncode:
         return None, out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"
     return json.loads(out.stdout.strip().splitlines()[-1]), None
@@ -144,20 +156,37 @@ def peak_rss(field="VmHWM"):
 
 
 def _precompile(name, T):
-    """Compile a method for T steps without running it."""
+    """Compile a method for T steps without running it (and the meta-loss's gradient, which
+    our hypergradient calls outside the two compiled passes)."""
     alphas, gammas = schedules(T)
     if name.startswith("exact reversal"):
         rj.precompile(loss, W0, alphas, gammas, THETA, blocks=LAYOUT)
+        if name.endswith("hypergradient"):
+            jax.block_until_ready(jax.grad(meta_loss)(W0))
     elif name.startswith("jax.grad"):
         (_jax_grad if name.endswith("hypergradient") else _jax_forward).lower(alphas, gammas).compile()
 
 
-def _report_memory(name, T):
+def malloc_trim():
+    """Return the heap's free memory to the OS (glibc's malloc_trim(0)); False where the C
+    library has none."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def _report_memory(name, T, trim=False):
     """(In the subprocess.) Compile, reset the peak, run once; print the peaks as JSON:
     "compiled" after compiling, "peak" of the run (VmHWM reset after compiling, where Linux
-    allows it; else it includes compilation, and "reset" is false), and "added": the run's
-    peak above the memory resident once compiled (which keeps what the compiler used)."""
+    allows it; else it includes compilation, and "reset" is false), "added": the run's
+    peak above the memory resident once compiled (which keeps what the compiler used), and
+    "compiled_in_run": the programs compiled during the run (none, if _precompile compiled
+    everything). trim: first hand the memory the compiler freed back to the OS ("trimmed")."""
     _precompile(name, T)
+    trimmed = trim and malloc_trim()
     compiled, resident = peak_rss(), peak_rss("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -165,15 +194,41 @@ def _report_memory(name, T):
         reset = True
     except OSError:
         reset = False
-    if name != "baseline":
-        jax.block_until_ready(run(name, T))
+    compiles = _Compiles()
+    with jax.log_compiles():
+        logging.getLogger("jax").addHandler(compiles)
+        if name != "baseline":
+            jax.block_until_ready(run(name, T))
+        logging.getLogger("jax").removeHandler(compiles)
     stats = jax.devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
     source = "device peak_bytes_in_use" if peak else "peak resident memory (VmHWM)"
     peak = peak or peak_rss()
     print(json.dumps({"peak": peak, "source": source, "compiled": compiled, "reset": reset,
                       "added": peak - (0 if stats.get("peak_bytes_in_use") else resident),
-                      **STATS}))
+                      "compiled_in_run": compiles.programs, "trimmed": trimmed, **STATS}))
+
+
+class _Compiles(logging.Handler):
+    """Collects the programs JAX compiles (jax.log_compiles's messages) while attached."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.programs = []
+
+    def emit(self, record):
+        message = record.getMessage()
+        if message.startswith("Compiling "):
+            self.programs.append(message.split(" with ")[0][len("Compiling "):])
+
+
+def compiled_note(peak):
+    """A warning where a method compiled something during its measured run."""
+    programs = peak.get("compiled_in_run")
+    if not programs:
+        return ""
+    return (f"\n    NOTE: {len(programs)} programs compiled during this run "
+            f"({', '.join(sorted(set(programs)))}): its peak includes compiling")
 
 
 def gb(x):
@@ -240,7 +295,8 @@ def main(steps=(1000,)):
             continue
         jax_peaks[T] = peak
         print(f"  jax.grad via lax.scan, T = {T:6d}       peak {gb(peak['peak'])}, the run "
-              f"added {gb(peak['added'])} (with compiling: {gb(max(peak['compiled'], peak['peak']))})")
+              f"added {gb(peak['added'])} (with compiling: {gb(max(peak['compiled'], peak['peak']))})"
+              + compiled_note(peak))
     for T in ours_memory_steps:
         peak, error = peak_memory("exact reversal, hypergradient", T)
         if peak is None:
@@ -254,10 +310,20 @@ def main(steps=(1000,)):
             line += (f"\n    ours / jax.grad: peak {total:5.3f}x, added by the run {added:6.4f}x "
                      f"({verdict(added <= 0.1)} on the run: <= 0.1x; {verdict(total <= 0.1)} "
                      "on the whole process)")
-        print(line)
+        print(line + compiled_note(peak))
         print(f"    its information buffer: {gb(peak['buffer_bytes'])}, "
               f"{peak['buffer_bytes'] / peak['bound_bytes']:.3f}x the bound (a float64 "
               f"trajectory: {gb(2 * (T + 1) * LAYOUT.size * 8)})")
+    T = steps[0]
+    if T in jax_peaks and jax_peaks[T]["source"].startswith("peak resident"):
+        trimmed = {name: peak_memory(name, T, trim=True)[0] for name in
+                   ("exact reversal, hypergradient", "jax.grad via lax.scan, hypergradient")}
+        if all(p and p["trimmed"] for p in trimmed.values()):
+            ours, theirs = (trimmed[n]["peak"] for n in trimmed)
+            print(f"  the same at T = {T} after returning the memory the compiler freed to the OS "
+                  f"(glibc malloc_trim(0) after\n  compiling, in both): exact reversal "
+                  f"{gb(ours).strip()}, jax.grad {gb(theirs).strip()}, {ours / theirs:5.3f}x "
+                  "(the goal's reading is the one above, untrimmed)")
     if hasattr(os, "getloadavg"):
         print("load averages (1, 5, 15 min) at the end: "
               + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
@@ -266,6 +332,6 @@ def main(steps=(1000,)):
 if __name__ == "__main__":
     with threadpool_limits(1):
         if sys.argv[1:2] == ["--memory"]:
-            _report_memory(sys.argv[2], int(sys.argv[3]))
+            _report_memory(sys.argv[2], int(sys.argv[3]), trim=sys.argv[4:5] == ["--trim"])
         else:
             main(tuple(int(a) for a in sys.argv[1:]) or (1000,))
