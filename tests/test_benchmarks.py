@@ -1,5 +1,6 @@
-"""The numpy benchmark runs end to end at a tiny size (its numbers are not checked here:
-speed is measured by `make bench`, never by a timed test)."""
+"""The benchmarks at a tiny size: the numpy one end to end, the JAX one's memory readings
+(what they measure, not how much: speed and memory are measured by `make bench`, never by
+a timed test)."""
 import json
 import os
 import subprocess
